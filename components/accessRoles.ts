@@ -1,0 +1,128 @@
+// Functional roles, users and grants. The privilege matrix is computed once, as data
+// (`accessMatrix`), so the audit can diff it and tests can assert it exactly; the
+// component turns it into PostgreSQL grants and default privileges.
+import * as pulumi from "@pulumi/pulumi";
+import * as postgresql from "@pulumi/postgresql";
+import { matchesPattern } from "../config/rules";
+import type { AccessConfig } from "../config/schema";
+import { GeneratedPassword } from "./generated";
+import type { GrantQueue } from "./grantQueue";
+
+export const READ_TABLE = ["SELECT"] as const;
+export const WRITE_TABLE = ["DELETE", "INSERT", "REFERENCES", "SELECT", "TRIGGER", "TRUNCATE", "UPDATE"] as const;
+export const READ_SCHEMA = ["USAGE"] as const;
+export const WRITE_SCHEMA = ["CREATE", "USAGE"] as const;
+export const WRITE_SEQUENCE = ["SELECT", "UPDATE", "USAGE"] as const;
+
+export type Access = "read" | "write";
+/** role → schema → access. Roles are config names (`transformer`, `loader_salesforce`), not physical names. */
+export type AccessMatrix = Record<string, Record<string, Access>>;
+
+/** Who can do what where: functional roles from their patterns (write wins over read), each loader on its raw schema. */
+export function accessMatrix(access: AccessConfig, schemas: readonly string[], loaders: ReadonlyArray<{ name: string; schema: string }>): AccessMatrix {
+    const matrix: AccessMatrix = {};
+    for (const [role, grants] of Object.entries(access.roles)) {
+        const row: Record<string, Access> = {};
+        for (const s of schemas) {
+            if (grants.write.some((p) => matchesPattern(p, s))) row[s] = "write";
+            else if (grants.read.some((p) => matchesPattern(p, s))) row[s] = "read";
+        }
+        matrix[role] = row;
+    }
+    for (const l of loaders) matrix[`loader_${l.name}`] = { [l.schema]: "write" };
+    return matrix;
+}
+
+/** Roles that create tables in a schema: whoever writes it. Their future tables need default privileges. */
+export function creators(matrix: AccessMatrix, schema: string): string[] {
+    return Object.keys(matrix).filter((r) => matrix[r][schema] === "write");
+}
+
+export interface AccessRolesArgs {
+    readonly access: AccessConfig;
+    /** Physical name of a config role (`transformer` → `br_x_1a2b3c4d_transformer`; `loader_x` → its login role). */
+    readonly physical: (role: string) => string;
+    readonly ownerRole: string;
+    readonly database: pulumi.Input<string>;
+    /** Every schema of the environment, created before the grants. */
+    readonly schemas: readonly string[];
+    readonly loaders: ReadonlyArray<{ name: string; schema: string }>;
+    readonly provider: postgresql.Provider;
+    readonly grants: GrantQueue;
+    /** Resources the grants must wait for (schemas, loader roles). */
+    readonly dependsOn?: pulumi.Input<pulumi.Resource>[];
+}
+
+export class AccessRoles extends pulumi.ComponentResource {
+    readonly matrix: AccessMatrix;
+    /** Config role name → physical role name. */
+    readonly roleNames: Record<string, string>;
+    /** User name → physical login name. */
+    readonly userNames: Record<string, string>;
+    /** Secret: user name → generated password. */
+    readonly userPasswords: pulumi.Output<Record<string, string>>;
+
+    constructor(name: string, args: AccessRolesArgs, opts: pulumi.ComponentResourceOptions = {}) {
+        super("dataops:access:AccessRoles", name, {}, opts);
+        const o = { parent: this, provider: args.provider, dependsOn: args.dependsOn };
+        const q = args.grants;
+        this.matrix = accessMatrix(args.access, args.schemas, args.loaders);
+        this.roleNames = {};
+
+        const roles: Record<string, postgresql.Role> = {};
+        for (const role of Object.keys(args.access.roles)) {
+            const physical = args.physical(role);
+            this.roleNames[role] = physical;
+            roles[role] = new postgresql.Role(`${name}-role-${role}`, { name: physical, login: false }, o);
+            q.push("database", new postgresql.Grant(`${name}-${role}-connect`, { database: args.database, role: roles[role].name, objectType: "database", privileges: ["CONNECT"] }, q.after("database", o)));
+        }
+
+        for (const [role, row] of Object.entries(this.matrix)) {
+            if (role.startsWith("loader_")) continue; // a loader's grants on its own schema come with its connector
+            for (const [schema, access] of Object.entries(row)) {
+                const grantee = roles[role].name;
+                const write = access === "write";
+                const at = (kind: string) => `${name}-${role}-${kind}-${schema}`;
+                q.push(`schema:${schema}`, new postgresql.Grant(at("schema"), { database: args.database, role: grantee, schema, objectType: "schema", privileges: [...(write ? WRITE_SCHEMA : READ_SCHEMA)] }, q.after(`schema:${schema}`, o)));
+                q.push(`tables:${schema}`, new postgresql.Grant(at("tables"), { database: args.database, role: grantee, schema, objectType: "table", privileges: [...(write ? WRITE_TABLE : READ_TABLE)] }, q.after(`tables:${schema}`, o)));
+                if (write) q.push(`sequences:${schema}`, new postgresql.Grant(at("sequences"), { database: args.database, role: grantee, schema, objectType: "sequence", privileges: [...WRITE_SEQUENCE] }, q.after(`sequences:${schema}`, o)));
+                // Tables created later by another writer of this schema (a loader, the transformer) must be readable too.
+                for (const creator of creators(this.matrix, schema).filter((c) => c !== role)) {
+                    const key = `defaults:${creator}:${schema}`;
+                    q.push(key, new postgresql.DefaultPrivileges(`${name}-${role}-defaults-${schema}-${creator}`, {
+                        database: args.database,
+                        owner: args.physical(creator),
+                        role: grantee,
+                        schema,
+                        objectType: "table",
+                        privileges: [...(write ? WRITE_TABLE : READ_TABLE)],
+                    }, q.after(key, o)));
+                }
+            }
+        }
+
+        // Users log in with a generated password and act through their roles. A user with one
+        // writing role switches to it at login, so the tables they create belong to the role and
+        // its default privileges apply.
+        this.userNames = {};
+        const passwords: Record<string, pulumi.Output<string>> = {};
+        for (const user of args.access.users) {
+            const physical = args.physical(user.name);
+            this.userNames[user.name] = physical;
+            const password = new GeneratedPassword(`${name}-user-${user.name}-password`, {}, { parent: this });
+            passwords[user.name] = password.value;
+            const memberOf = user.roles.map((r) => (r === "owner" ? args.ownerRole : this.roleNames[r]));
+            const writers = user.roles.filter((r) => r === "owner" || Object.values(this.matrix[r] ?? {}).includes("write"));
+            new postgresql.Role(`${name}-user-${user.name}`, {
+                name: physical,
+                login: true,
+                password: password.value,
+                roles: memberOf,
+                assumeRole: writers.length === 1 ? (writers[0] === "owner" ? args.ownerRole : this.roleNames[writers[0]]) : undefined,
+            }, { ...o, dependsOn: [...(args.dependsOn ?? []), ...Object.values(roles)] });
+        }
+        this.userPasswords = pulumi.secret(pulumi.all(passwords));
+
+        this.registerOutputs({ roles: this.roleNames, users: this.userNames, matrix: this.matrix });
+    }
+}

@@ -1,0 +1,209 @@
+// One environment, composed: warehouse → database and layout → loaders → access.
+import * as aws from "@pulumi/aws";
+import * as pulumi from "@pulumi/pulumi";
+import type { Environment } from "../config/environment";
+import { loaderSchema } from "../config/schema";
+import { environmentNames, environmentPrefix, PRODUCTION_STACK } from "../naming";
+import { AccessRoles } from "./accessRoles";
+import { EnvironmentDatabase } from "./database";
+import { GrantQueue } from "./grantQueue";
+import { LoaderConnector } from "./loaderConnector";
+import { Warehouse } from "./warehouse";
+
+export interface BuildInfo {
+    /** The project's version (package.json). */
+    readonly projectVersion: string;
+    /** The git commit the environment was built from. */
+    readonly commit: string;
+}
+
+export interface DataPlatformArgs {
+    readonly environment: Environment;
+    readonly build: BuildInfo;
+    /** Secret: the admin password of an existing server (`server` target). */
+    readonly serverAdminPassword?: pulumi.Input<string>;
+    /** Secret: loader name → secret setting → value. Branch stacks have their own, never production's. @default {} */
+    readonly loaderSecrets?: pulumi.Input<Record<string, Record<string, string>>>;
+}
+
+/** AWS and Docker names: the prefix with hyphens (`br_main_1a2b3c4d` → `br-main-1a2b3c4d`). */
+export function physicalName(prefix: string): string {
+    return prefix.replace(/_/g, "-");
+}
+
+export class DataPlatform extends pulumi.ComponentResource {
+    readonly warehouse: Warehouse;
+    readonly database: EnvironmentDatabase;
+    readonly loaders: Record<string, LoaderConnector>;
+    readonly access: AccessRoles;
+    /** Everything a person needs to find and reach the environment; no secrets. */
+    readonly summary: pulumi.Output<EnvironmentSummary>;
+
+    constructor(name: string, args: DataPlatformArgs, opts: pulumi.ComponentResourceOptions = {}) {
+        super("dataops:platform:DataPlatform", name, {}, opts);
+        const env = args.environment;
+        const c = env.config;
+        const w = c.warehouse;
+        if (w.target === "server" && args.serverAdminPassword === undefined)
+            throw new Error(`DataPlatform ${name}: the server target needs [serverAdminPassword] (the secret dataops:serverAdminPassword)`);
+        const names = environmentNames(env.prefix, w.database);
+        const physical = physicalName(env.prefix);
+        const tags: Record<string, string> = {
+            "dataops:environment": env.stack,
+            "dataops:kind": env.kind,
+            "dataops:version": args.build.projectVersion,
+            "dataops:commit": args.build.commit,
+            ...(env.branch ? { "dataops:branch": env.branch } : {}),
+            ManagedBy: "pulumi",
+        };
+        const parent = { parent: this };
+        const loadersOnAws = w.target === "aws" && c.loaders.some((l) => l.tool !== "fivetran" && l.tool !== "stitch");
+
+        // Loader tasks get their own security group, which the warehouse admits.
+        let loaderNetwork: { cluster: aws.ecs.Cluster; sg: aws.ec2.SecurityGroup } | undefined;
+        if (loadersOnAws) {
+            loaderNetwork = {
+                cluster: new aws.ecs.Cluster(`${name}-loaders`, { name: `${physical}-loaders`, tags }, parent),
+                sg: new aws.ec2.SecurityGroup(
+                    `${name}-loaders-sg`,
+                    { vpcId: w.aws!.vpcId, description: `Loader tasks of ${env.stack}`, egress: [{ protocol: "-1", fromPort: 0, toPort: 0, cidrBlocks: ["0.0.0.0/0"] }], tags },
+                    parent,
+                ),
+            };
+        }
+
+        const branches = c.branches;
+        const cloneOnAws = env.kind === "branch" && w.target === "aws" && branches.data === "clone";
+        this.warehouse = new Warehouse(
+            `${name}-warehouse`,
+            {
+                target: w.target,
+                engineVersion: w.engineVersion,
+                physicalName: physical,
+                sizing: w.sizing,
+                backups: w.backups,
+                protection: w.protection,
+                aws: w.aws
+                    ? {
+                          ...w.aws,
+                          allowedSecurityGroupIds: loaderNetwork ? [loaderNetwork.sg.id] : [],
+                          cloneFromCluster: cloneOnAws ? `${physicalName(environmentPrefix(PRODUCTION_STACK))}-warehouse` : undefined,
+                      }
+                    : undefined,
+                docker: w.docker,
+                server: w.server ? { ...w.server, adminPassword: args.serverAdminPassword ?? "" } : undefined,
+                tags,
+            },
+            parent,
+        );
+
+        const provider = this.warehouse.provider;
+        const grants = new GrantQueue();
+        const admin = pulumi.secret(
+            pulumi
+                .all([this.warehouse.host, this.warehouse.port, this.warehouse.adminUser, this.warehouse.adminPassword, this.warehouse.sslMode])
+                .apply(([host, port, user, password, sslMode]) => ({ host, port, user, password, sslMode })),
+        );
+        const copies = env.kind === "branch" && w.target !== "aws" && branches.data !== "empty";
+        this.database = new EnvironmentDatabase(
+            `${name}-db`,
+            {
+                database: names.database,
+                ownerRole: names.ownerRole,
+                schemas: w.schemas,
+                template: copies ? branches.templateDatabase : undefined,
+                comment: `dataops environment ${env.stack} (${env.kind}${env.branch ? `, branch ${env.branch}` : ""}); dataops-environments ${args.build.projectVersion}, commit ${args.build.commit}`,
+                admin,
+                provider,
+                grants,
+                protect: w.protection.protect,
+            },
+            parent,
+        );
+
+        const loaderSecrets = pulumi.output(args.loaderSecrets ?? {});
+        this.loaders = {};
+        for (const l of c.loaders) {
+            this.loaders[l.name] = new LoaderConnector(
+                `${name}-loader-${l.name}`,
+                {
+                    loader: l,
+                    mode: env.loaderModes[l.name],
+                    target: w.target,
+                    schema: loaderSchema(l),
+                    roleName: names.loaderRole(l.name),
+                    database: this.database.name,
+                    schemaOwner: this.database.owner.name,
+                    host: this.warehouse.host,
+                    port: this.warehouse.port,
+                    provider,
+                    grants,
+                    secretValues: pulumi.secret(loaderSecrets.apply((s) => s[l.name] ?? {})),
+                    physicalName: physical,
+                    aws: loaderNetwork ? { clusterArn: loaderNetwork.cluster.arn, subnetIds: w.aws!.subnetIds, securityGroupId: loaderNetwork.sg.id, region: w.aws!.region } : undefined,
+                    tags,
+                },
+                { parent: this, dependsOn: [this.database] },
+            );
+        }
+
+        const loaderList = c.loaders.map((l) => ({ name: l.name, schema: loaderSchema(l) }));
+        this.access = new AccessRoles(
+            `${name}-access`,
+            {
+                access: c.access,
+                physical: names.role,
+                ownerRole: names.ownerRole,
+                database: this.database.name,
+                schemas: [...w.schemas, ...loaderList.map((l) => l.schema)],
+                loaders: loaderList,
+                provider,
+                grants,
+                dependsOn: [this.database, ...Object.values(this.loaders)],
+            },
+            parent,
+        );
+
+        this.summary = pulumi.all([this.warehouse.host, this.warehouse.port]).apply(([host, port]) => {
+            const url = (user: string) => `postgresql://${user}@${host}:${port}/${names.database}`;
+            const roles: Record<string, string> = { owner: names.ownerRole, ...this.access.roleNames };
+            return {
+                stack: env.stack,
+                kind: env.kind,
+                branch: env.branch ?? null,
+                ttl: env.ttl ?? null,
+                target: w.target,
+                engineVersion: w.engineVersion,
+                host,
+                port,
+                database: names.database,
+                schemas: [...w.schemas, ...loaderList.map((l) => l.schema)],
+                roles,
+                users: Object.fromEntries(Object.entries(this.access.userNames).map(([u, login]) => [u, { login, url: url(login) }])),
+                loaders: Object.fromEntries(
+                    c.loaders.map((l) => [l.name, { tool: l.tool, role: names.loaderRole(l.name), schema: loaderSchema(l), runtime: this.loaders[l.name].runtime, mode: env.loaderModes[l.name], url: url(names.loaderRole(l.name)) }]),
+                ),
+                build: { ...args.build },
+            };
+        });
+
+        this.registerOutputs({ summary: this.summary });
+    }
+}
+
+export interface EnvironmentSummary {
+    stack: string;
+    kind: string;
+    branch: string | null;
+    ttl: string | null;
+    target: string;
+    engineVersion: string;
+    host: string;
+    port: number;
+    database: string;
+    schemas: string[];
+    roles: Record<string, string>;
+    users: Record<string, { login: string; url: string }>;
+    loaders: Record<string, { tool: string; role: string; schema: string; runtime: string; mode: string; url: string }>;
+    build: BuildInfo;
+}

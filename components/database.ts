@@ -1,0 +1,78 @@
+// The environment's database inside the warehouse: owner role, database, layout
+// schemas, and CONNECT taken from PUBLIC so only the environment's roles get in.
+import * as pulumi from "@pulumi/pulumi";
+import * as postgresql from "@pulumi/postgresql";
+import { type AdminConnection, DatabaseComment } from "./generated";
+import type { GrantQueue } from "./grantQueue";
+
+export interface EnvironmentDatabaseArgs {
+    /** Physical database name (already prefixed and validated by the naming module). */
+    readonly database: string;
+    /** The role that owns the database and every schema in it. */
+    readonly ownerRole: string;
+    /** Layout schemas (loaders add their own raw schemas). */
+    readonly schemas: readonly string[];
+    /** Create the database as a copy of this one (`branches.data: schema | clone` on a server). */
+    readonly template?: string;
+    /** Text for `COMMENT ON DATABASE`: what the environment was built from. */
+    readonly comment: string;
+    readonly admin: pulumi.Input<AdminConnection>;
+    readonly provider: postgresql.Provider;
+    readonly grants: GrantQueue;
+    /** Pulumi `protect` on the database. @default false */
+    readonly protect?: boolean;
+}
+
+export class EnvironmentDatabase extends pulumi.ComponentResource {
+    readonly name: pulumi.Output<string>;
+    readonly owner: postgresql.Role;
+    readonly database: postgresql.Database;
+    readonly schemas: Readonly<Record<string, postgresql.Schema>>;
+
+    constructor(name: string, args: EnvironmentDatabaseArgs, opts: pulumi.ComponentResourceOptions = {}) {
+        super("dataops:warehouse:EnvironmentDatabase", name, {}, opts);
+        const o = { parent: this, provider: args.provider };
+        this.owner = new postgresql.Role(`${name}-owner`, { name: args.ownerRole, login: false }, o);
+        this.database = new postgresql.Database(
+            `${name}-database`,
+            {
+                name: args.database,
+                owner: this.owner.name,
+                // A copy takes its template's encoding and collation; a new database gets fixed ones,
+                // so every environment sorts text the same way whatever the server's locale.
+                ...(args.template ? { template: args.template } : { template: "template0", encoding: "UTF8", lcCollate: "C", lcCtype: "C" }),
+                allowConnections: true,
+            },
+            { ...o, protect: args.protect ?? false },
+        );
+        this.name = this.database.name;
+
+        // PUBLIC may connect to a new database by default and, before PostgreSQL 15, create in `public`.
+        args.grants.push(
+            "database",
+            new postgresql.Grant(`${name}-revoke-public-connect`, { database: this.database.name, role: "public", objectType: "database", privileges: [] }, o),
+        );
+        args.grants.push(
+            "schema:public",
+            new postgresql.Grant(
+                `${name}-revoke-public-schema`,
+                { database: this.database.name, role: "public", schema: "public", objectType: "schema", privileges: [] },
+                args.grants.after("schema:public", o),
+            ),
+        );
+        this.schemas = Object.fromEntries(
+            args.schemas.map((s) => [
+                s,
+                new postgresql.Schema(
+                    `${name}-schema-${s}`,
+                    // dropCascade: a branch must go away even after tables were created in it.
+                    { name: s, database: this.database.name, owner: this.owner.name, dropCascade: true },
+                    o,
+                ),
+            ]),
+        );
+        new DatabaseComment(`${name}-comment`, { connection: args.admin, database: this.database.name, comment: args.comment }, { parent: this });
+
+        this.registerOutputs({ name: this.name, owner: this.owner.name, schemas: Object.keys(this.schemas) });
+    }
+}

@@ -1,0 +1,78 @@
+// A branch environment's config is derived, never written: production's committed,
+// non-secret config, changed only where production's own `branches` policy says.
+// Every change is returned with its reason, so the audit can show the mirror diff.
+import type { BranchMode, DataopsConfig, ServerConnection, Target } from "./schema";
+
+export interface Difference {
+    /** Key path, as in error messages (`warehouse.target`). */
+    readonly path: string;
+    readonly production: unknown;
+    readonly branch: unknown;
+    /** The policy key that allows it. */
+    readonly reason: string;
+}
+
+export interface BranchOverrides {
+    /** `dataops up --target`; must be one of `branches.allowedTargets`. */
+    readonly target?: Target;
+    /** Where a `server` branch runs (the embedded default sets this). */
+    readonly server?: ServerConnection;
+}
+
+export interface Mirror {
+    readonly config: DataopsConfig;
+    readonly differences: Difference[];
+}
+
+export class MirrorError extends Error {}
+
+export function deriveBranchConfig(prod: DataopsConfig, overrides: BranchOverrides = {}): Mirror {
+    const policy = prod.branches;
+    const differences: Difference[] = [];
+    const note = (path: string, production: unknown, branch: unknown, reason: string) => {
+        if (JSON.stringify(production) !== JSON.stringify(branch)) differences.push({ path, production, branch, reason });
+    };
+
+    const allowed = policy.allowedTargets ?? [policy.target];
+    const target = overrides.target ?? policy.target;
+    if (!allowed.includes(target))
+        throw new MirrorError(`dataops:target: "${target}" is not allowed for branch environments by production's policy (allowed: ${allowed.join(" | ")})`);
+
+    const pw = prod.warehouse;
+    const caps = policy.caps;
+    const warehouse: DataopsConfig["warehouse"] = {
+        ...pw,
+        target,
+        sizing: {
+            instanceClass: caps.instanceClass,
+            instances: Math.min(pw.sizing.instances, caps.instances),
+            storageGb: Math.min(pw.sizing.storageGb, caps.storageGb),
+        },
+        // A disposable environment keeps the least backups AWS allows and nothing that blocks its teardown.
+        backups: { ...pw.backups, retentionDays: 1 },
+        protection: { deletionProtection: false, protect: false },
+        aws: target === "aws" && pw.aws ? { ...pw.aws, publiclyAccessible: false } : undefined,
+        docker: target === "docker" ? {} : undefined,
+        server: target === "server" ? (overrides.server ?? policy.server) : undefined,
+    };
+    if (target === "server" && !warehouse.server)
+        throw new MirrorError(
+            "dataops:server: a branch on the server target needs a server: set branches.server in Pulumi.prod.yaml, or run `npm run up` (the embedded default sets dataops:server)",
+        );
+
+    note("warehouse.target", pw.target, warehouse.target, overrides.target ? "dataops:target (allowed by branches.allowedTargets)" : "branches.target");
+    note("warehouse.sizing", pw.sizing, warehouse.sizing, "branches.caps");
+    note("warehouse.backups.retentionDays", pw.backups.retentionDays, 1, "branch environments are disposable");
+    note("warehouse.protection", pw.protection, warehouse.protection, "branch environments are disposable");
+    note("warehouse.aws", pw.aws, warehouse.aws, "branches.target");
+    note("warehouse.docker", pw.docker, warehouse.docker, "branches.target");
+    note("warehouse.server", pw.server, warehouse.server, overrides.server ? "dataops:server (the branch stack's server)" : "branches.server");
+
+    const loaders = prod.loaders.map((l, i) => {
+        const mode: BranchMode = l.branchMode ?? policy.loaderMode;
+        if (l.branchMode === undefined) note(`loaders[${i}].branchMode`, undefined, mode, "branches.loaderMode");
+        return { ...l, branchMode: mode };
+    });
+
+    return { config: { ...prod, warehouse, loaders }, differences };
+}

@@ -70,6 +70,8 @@ export class Warehouse extends pulumi.ComponentResource {
     readonly provider: postgresql.Provider;
     /** The cloud cluster identifier on `aws`; what a branch clone is made from. */
     readonly clusterIdentifier?: pulumi.Output<string>;
+    /** The resource that holds the data (Aurora cluster, RDS instance or Docker volume); protected in production. */
+    readonly storage?: pulumi.CustomResource;
 
     constructor(name: string, args: WarehouseArgs, opts: pulumi.ComponentResourceOptions = {}) {
         super("dataops:warehouse:Warehouse", name, {}, opts);
@@ -85,8 +87,11 @@ export class Warehouse extends pulumi.ComponentResource {
             const made = this.onAws(name, args, args.aws!, protect);
             endpoint = made;
             this.clusterIdentifier = made.clusterIdentifier;
+            this.storage = made.storage;
         } else if (args.target === "docker") {
-            endpoint = this.inDocker(name, args, protect);
+            const made = this.inDocker(name, args, protect);
+            endpoint = made;
+            this.storage = made.storage;
         } else {
             const s = args.server!;
             endpoint = { host: pulumi.output(s.host), port: pulumi.output(s.port), user: pulumi.output(s.adminUser), password: pulumi.secret(s.adminPassword), sslMode: s.sslMode };
@@ -169,6 +174,7 @@ export class Warehouse extends pulumi.ComponentResource {
         let host: pulumi.Output<string>;
         let port: pulumi.Output<number>;
         let clusterIdentifier: pulumi.Output<string> | undefined;
+        let storage: pulumi.CustomResource;
         if (aurora) {
             const params = new aws.rds.ClusterParameterGroup(`${name}-params`, { name: `${args.physicalName}-warehouse`, family: `aurora-postgresql${major}`, parameters, tags }, parent);
             const cluster = new aws.rds.Cluster(
@@ -204,6 +210,7 @@ export class Warehouse extends pulumi.ComponentResource {
             host = cluster.endpoint;
             port = cluster.port;
             clusterIdentifier = cluster.clusterIdentifier;
+            storage = cluster;
         } else {
             const params = new aws.rds.ParameterGroup(`${name}-params`, { name: `${args.physicalName}-warehouse`, family: `postgres${major}`, parameters, tags }, parent);
             const instance = new aws.rds.Instance(
@@ -222,11 +229,12 @@ export class Warehouse extends pulumi.ComponentResource {
             secretArn = instance.masterUserSecrets.apply((s) => s[0]?.secretArn ?? "");
             host = instance.address;
             port = instance.port;
+            storage = instance;
         }
         // The master password lives in Secrets Manager, rotated by AWS; read it for the provider only.
         const secret = aws.secretsmanager.getSecretVersionOutput({ secretId: secretArn }, parent);
         const password = pulumi.secret(secret.secretString.apply((s) => (JSON.parse(s) as { password: string }).password));
-        return { host, port, user: pulumi.output("dataops_admin"), password, sslMode: "require", clusterIdentifier };
+        return { host, port, user: pulumi.output("dataops_admin"), password, sslMode: "require", clusterIdentifier, storage };
     }
 
     private inDocker(name: string, args: WarehouseArgs, protect: boolean) {
@@ -249,6 +257,6 @@ export class Warehouse extends pulumi.ComponentResource {
             { parent: this, protect },
         );
         const port = container.ports.apply((p) => p?.[0]?.external ?? args.docker?.hostPort ?? 5432);
-        return { host: pulumi.output("localhost"), port, user: pulumi.output("postgres"), password: password.value, sslMode: "disable" };
+        return { host: pulumi.output("localhost"), port, user: pulumi.output("postgres"), password: password.value, sslMode: "disable", storage: volume };
     }
 }

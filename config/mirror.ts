@@ -38,6 +38,14 @@ export function deriveBranchConfig(prod: DataopsConfig, overrides: BranchOverrid
     if (!allowed.includes(target))
         throw new MirrorError(`dataops:target: "${target}" is not allowed for branch environments by production's policy (allowed: ${allowed.join(" | ")})`);
 
+    // The data policy must work on the target actually chosen, which `--target` may change.
+    if (policy.data !== "empty" && target === "docker")
+        throw new MirrorError(`dataops:target: docker cannot start from ${policy.data} data (branches.data); a new container has nothing to copy (allowed: ${allowed.filter((t) => t !== "docker").join(" | ") || "none"})`);
+    if (policy.data !== "empty" && target === "server" && !policy.templateDatabase)
+        throw new MirrorError(`dataops:target: server needs branches.templateDatabase for branches.data ${policy.data}`);
+    if (policy.data === "schema" && target === "aws")
+        throw new MirrorError(`dataops:target: aws cannot start from schema data (branches.data; allowed there: empty | clone)`);
+
     const pw = prod.warehouse;
     const caps = policy.caps;
     const warehouse: DataopsConfig["warehouse"] = {

@@ -29,7 +29,7 @@ export function text(allowed: string) {
 
 export function identifier(what = "identifier", max: number = IDENTIFIER_MAX) {
     const rule = identifierRule(max);
-    return text(rule).refine((v) => isIdentifier(v, max), { error: `is not a valid ${what} (${rule})` });
+    return text(rule).refine((v) => isIdentifier(v, max), { error: `is not a valid ${what} (${rule})`, abort: true });
 }
 
 export function oneOf<const T extends readonly [string, ...string[]]>(values: T) {
@@ -43,9 +43,9 @@ export function integer(min: number, max: number) {
     const allowed = `a whole number from ${min} to ${max}`;
     return z
         .number({ error: typeError("a number", allowed) })
-        .int({ error: `is not ${allowed}` })
-        .min(min, { error: `is not ${allowed}` })
-        .max(max, { error: `is not ${allowed}` });
+        .int({ error: `is not ${allowed}`, abort: true })
+        .min(min, { error: `is not ${allowed}`, abort: true })
+        .max(max, { error: `is not ${allowed}`, abort: true });
 }
 
 export function flag() {
@@ -77,7 +77,7 @@ export function engineVersion() {
             const m = ENGINE_VERSION.exec(v);
             return m !== null && (SUPPORTED_MAJORS as readonly number[]).includes(Number(m[1]));
         },
-        { error: `is not ${rule}` },
+        { error: `is not ${rule}`, abort: true },
     );
 }
 
@@ -95,7 +95,7 @@ export function duration() {
             const hours = durationHours(v);
             return hours !== undefined && hours <= TTL_MAX_HOURS;
         },
-        { error: `is not ${rule}` },
+        { error: `is not ${rule}`, abort: true },
     );
 }
 
@@ -137,7 +137,7 @@ export function isCron(expr: string): boolean {
 
 export function cron() {
     const rule = `a five-field cron expression "minute hour day-of-month month day-of-week" using *, N, N-M, /STEP and commas, not restricting both day of month and day of week, e.g. "0 */6 * * *"`;
-    return text(rule).refine(isCron, { error: `is not ${rule}` });
+    return text(rule).refine(isCron, { error: `is not ${rule}`, abort: true });
 }
 
 // A container image with a pinned tag or digest; "latest" or no tag is not a version.
@@ -149,20 +149,20 @@ export function isPinnedImage(v: string): boolean {
 }
 export function pinnedImage() {
     const rule = `a container image with a pinned tag or sha256 digest (not "latest"), e.g. "ghcr.io/acme/tap-orders:1.4.2"`;
-    return text(rule).refine(isPinnedImage, { error: `is not ${rule}` });
+    return text(rule).refine(isPinnedImage, { error: `is not ${rule}`, abort: true });
 }
 
 const VERSION = /^v?\d+(?:\.\d+){0,3}(?:[-+][0-9A-Za-z.-]+)?$/;
 export function pinnedVersion() {
     const rule = `a pinned version such as "3.5.4" or "v1.2.0" (not "latest")`;
-    return text(rule).refine((v) => VERSION.test(v), { error: `is not ${rule}` });
+    return text(rule).refine((v) => VERSION.test(v), { error: `is not ${rule}`, abort: true });
 }
 
 // Names of secret settings become environment variables of the loader's runtime.
 const ENV_NAME = /^[A-Z][A-Z0-9_]{0,63}$/;
 export function envName() {
     const rule = "upper-case letters, digits and _, starting with a letter; at most 64 characters";
-    return text(rule).refine((v) => ENV_NAME.test(v), { error: `is not a valid setting name (${rule})` });
+    return text(rule).refine((v) => ENV_NAME.test(v), { error: `is not a valid setting name (${rule})`, abort: true });
 }
 
 const SETTING_KEY = /^[A-Za-z_][A-Za-z0-9_.-]{0,99}$/;
@@ -174,7 +174,7 @@ export function isSettingKey(v: string): boolean {
 const PATTERN = /^(\*|[a-z][a-z0-9_]*\*?)$/;
 export function schemaPattern() {
     const rule = `a schema name or a prefix ending in *, e.g. "marts" or "raw_*"`;
-    return text(rule).refine((v) => PATTERN.test(v) && v.length <= IDENTIFIER_MAX + 1, { error: `is not ${rule}` });
+    return text(rule).refine((v) => PATTERN.test(v) && v.length <= IDENTIFIER_MAX + 1, { error: `is not ${rule}`, abort: true });
 }
 
 export function matchesPattern(pattern: string, schema: string): boolean {
@@ -184,7 +184,7 @@ export function matchesPattern(pattern: string, schema: string): boolean {
 const HOST = /^(?=.{1,253}$)[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?$/;
 export function hostname() {
     const rule = "a host name or IP address";
-    return text(rule).refine((v) => HOST.test(v), { error: `is not ${rule}` });
+    return text(rule).refine((v) => HOST.test(v), { error: `is not ${rule}`, abort: true });
 }
 
 const CIDR = /^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})\/(\d{1,2})$/;
@@ -195,18 +195,18 @@ export function cidr() {
             const m = CIDR.exec(v);
             return m !== null && m.slice(1, 5).every((o) => Number(o) <= 255) && Number(m[5]) <= 32;
         },
-        { error: `is not ${rule}` },
+        { error: `is not ${rule}`, abort: true },
     );
 }
 
 const AWS_ID = (prefix: string) => new RegExp(`^${prefix}-[0-9a-f]{8,17}$`);
 export function awsId(prefix: string) {
     const rule = `an AWS id "${prefix}-" followed by 8 to 17 hex digits`;
-    return text(rule).refine((v) => AWS_ID(prefix).test(v), { error: `is not ${rule}` });
+    return text(rule).refine((v) => AWS_ID(prefix).test(v), { error: `is not ${rule}`, abort: true });
 }
 
 const INSTANCE_CLASS = /^db\.[a-z0-9]+\.[a-z0-9]+$/;
 export function instanceClass() {
     const rule = `an RDS instance class such as "db.r6g.large"`;
-    return text(rule).refine((v) => INSTANCE_CLASS.test(v), { error: `is not ${rule}` });
+    return text(rule).refine((v) => INSTANCE_CLASS.test(v), { error: `is not ${rule}`, abort: true });
 }

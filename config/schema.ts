@@ -150,7 +150,7 @@ const branches = record({
 const branchesDefault = { target: "server", ttl: "72h", data: "empty", caps: { instanceClass: "db.t4g.medium", instances: 1, storageGb: 20 }, loaderMode: "paused" } as const;
 
 export const dataopsConfigSchema = record({
-    warehouse,
+    warehouse: warehouse.describe("The versioned PostgreSQL warehouse: engine version, where it runs, size, backups, protection, schema layout."),
     loaders: list(loader, "loaders").default([]).describe("Loader connectors."),
     access: access.default({ roles: { transformer: { read: ["raw_*"], write: ["staging", "marts"] }, reporter: { read: ["marts"], write: [] } }, users: [] }).describe("Functional roles and users."),
     branches: branches.default(branchesDefault).describe("Production's policy for branch environments."),

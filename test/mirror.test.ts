@@ -1,0 +1,245 @@
+import { describe, it, expect } from "vitest";
+import { readFileSync } from "node:fs";
+import * as path from "node:path";
+import { expiresAt, parseConfig, resolveEnvironment, type StackInput } from "../config/environment";
+import { ConfigError } from "../config/errors";
+import { MirrorError, deriveBranchConfig } from "../config/mirror";
+import { parseStackFile, readStackFile } from "../config/stackFiles";
+import { stackNameForBranch } from "../naming";
+
+type Values = Record<string, unknown>;
+
+const root = path.resolve(__dirname, "..");
+const production: Values = readStackFile(path.join(root, "Pulumi.prod.yaml")).values;
+const development: Values = readStackFile(path.join(root, "Pulumi.dev.yaml")).values;
+const prod = parseConfig(production, "Pulumi.prod.yaml");
+
+const SERVER = { host: "localhost", port: 54329, adminUser: "postgres", sslMode: "disable" } as const;
+const STACK = stackNameForBranch("feature/a");
+
+/** A branch stack as `npm run up` leaves it: its branch and the embedded server. */
+const branchInput = (values: Values = { branch: "feature/a", server: SERVER }, prodValues: Values = production): StackInput => ({
+    stack: STACK,
+    values,
+    production: prodValues,
+});
+const withPolicy = (patch: Values): Values => ({ ...production, branches: { ...(production.branches as Values), ...patch } });
+
+function refusal(input: StackInput): string[] {
+    try {
+        resolveEnvironment(input);
+    } catch (e) {
+        if (e instanceof ConfigError) return e.problems;
+        throw e;
+    }
+    throw new Error(`${input.stack} was not refused`);
+}
+
+describe("a branch derived from the committed Pulumi.prod.yaml", () => {
+    const env = resolveEnvironment(branchInput());
+    const w = env.config.warehouse;
+
+    it("is a branch environment of its stack", () => {
+        expect([env.kind, env.stack, env.branch, env.ttl]).toEqual(["branch", STACK, "feature/a", "72h"]);
+        expect(env.prefix).toMatch(/^br_feature_a_[0-9a-f]{8}$/);
+    });
+
+    it("has production's engine, database, schemas, loaders and access", () => {
+        expect([w.engineVersion, w.database, w.schemas]).toEqual(["16.4", "analytics", ["staging", "marts"]]);
+        expect(env.config.loaders.map((l) => [l.name, l.tool, l.version, l.image, l.schedule])).toEqual([
+            ["salesforce", "meltano", "3.5.4", "ghcr.io/acme/meltano-salesforce:2024.11.2", "0 */6 * * *"],
+            ["app_db", "airbyte", "3.6.28", undefined, "15 * * * *"],
+            ["stripe", "fivetran", undefined, undefined, "0 * * * *"],
+            ["web_events", "image", undefined, "ghcr.io/acme/tap-web-events:2.3.1", "*/30 * * * *"],
+        ]);
+        // Apart from the branch mode, each loader is production's, settings and secret names included.
+        const sansMode = <T extends object>(l: T) => ({ ...l, branchMode: undefined });
+        expect(env.config.loaders.map(sansMode)).toEqual(prod.loaders.map(sansMode));
+        expect(env.config.access).toEqual(prod.access);
+        expect(env.config.access.users.map((u) => u.name)).toEqual(["alice", "bob"]);
+        expect(env.config.branches).toEqual(prod.branches);
+    });
+
+    it("runs on branches.target, capped, unprotected, with one day of backups and no aws settings", () => {
+        expect(w.target).toBe("server");
+        expect(w.server).toEqual(SERVER);
+        expect(w.sizing).toEqual({ instanceClass: "db.t4g.medium", instances: 1, storageGb: 20 });
+        expect(w.protection).toEqual({ deletionProtection: false, protect: false });
+        expect(w.backups).toEqual({ retentionDays: 1, window: "02:00-03:00" });
+        expect(w.aws).toBeUndefined();
+        expect(w.docker).toBeUndefined();
+    });
+
+    it("pauses loaders by policy, except app_db which keeps sample", () => {
+        expect(env.loaderModes).toEqual({ salesforce: "paused", app_db: "sample", stripe: "paused", web_events: "paused" });
+        expect(env.config.loaders.map((l) => l.branchMode)).toEqual(["paused", "sample", "paused", "paused"]);
+    });
+
+    it("lists every difference from production with its reason", () => {
+        expect(env.differences.map((d) => [d.path, d.reason])).toEqual([
+            ["warehouse.target", "branches.target"],
+            ["warehouse.sizing", "branches.caps"],
+            ["warehouse.backups.retentionDays", "branch environments are disposable"],
+            ["warehouse.protection", "branch environments are disposable"],
+            ["warehouse.aws", "branches.target"],
+            ["warehouse.server", "dataops:server (the branch stack's server)"],
+            ["loaders[0].branchMode", "branches.loaderMode"],
+            ["loaders[2].branchMode", "branches.loaderMode"],
+            ["loaders[3].branchMode", "branches.loaderMode"],
+        ]);
+        expect(env.differences.slice(0, 3).map((d) => [d.production, d.branch])).toEqual([
+            ["aws", "server"],
+            [
+                { instanceClass: "db.r6g.large", instances: 2, storageGb: 100 },
+                { instanceClass: "db.t4g.medium", instances: 1, storageGb: 20 },
+            ],
+            [14, 1],
+        ]);
+    });
+
+    it("passes the schema again", () => {
+        expect(() => parseConfig(env.config, "derived")).not.toThrow();
+    });
+
+    it("on --target docker gets a container and says the target came from the stack", () => {
+        const docker = resolveEnvironment(branchInput({ branch: "feature/a", target: "docker" }));
+        expect([docker.config.warehouse.target, docker.config.warehouse.docker, docker.config.warehouse.server]).toEqual(["docker", {}, undefined]);
+        expect(docker.differences.map((d) => [d.path, d.reason])).toEqual([
+            ["warehouse.target", "dataops:target (allowed by branches.allowedTargets)"],
+            ["warehouse.sizing", "branches.caps"],
+            ["warehouse.backups.retentionDays", "branch environments are disposable"],
+            ["warehouse.protection", "branch environments are disposable"],
+            ["warehouse.aws", "branches.target"],
+            ["warehouse.docker", "branches.target"],
+            ["loaders[0].branchMode", "branches.loaderMode"],
+            ["loaders[2].branchMode", "branches.loaderMode"],
+            ["loaders[3].branchMode", "branches.loaderMode"],
+        ]);
+    });
+
+    it("on --target aws keeps production's network, never publicly accessible", () => {
+        const aws = resolveEnvironment(branchInput({ target: "aws" }));
+        expect(aws.config.warehouse.aws).toEqual({ ...prod.warehouse.aws, publiclyAccessible: false });
+        expect(aws.differences.map((d) => d.path)).not.toContain("warehouse.aws");
+    });
+
+    it("uses production's branches.server when the stack names none", () => {
+        const mirror = deriveBranchConfig(parseConfig(withPolicy({ server: SERVER }), "Pulumi.prod.yaml"));
+        expect(mirror.config.warehouse.server).toEqual(SERVER);
+        expect(mirror.differences.find((d) => d.path === "warehouse.server")?.reason).toBe("branches.server");
+    });
+});
+
+describe("refusals", () => {
+    const CHANGE_IN_PROD = "is set on a branch stack, which mirrors production (change it in Pulumi.prod.yaml through a merge request)";
+
+    it("refuses content keys on a branch stack, naming each", () => {
+        expect(refusal(branchInput({ warehouse: { engineVersion: "17.2" }, loaders: [], server: SERVER }))).toEqual([
+            `dataops:warehouse: ${CHANGE_IN_PROD}`,
+            `dataops:loaders: ${CHANGE_IN_PROD}`,
+        ]);
+        expect(refusal(branchInput({ access: { users: [] } }))).toEqual([`dataops:access: ${CHANGE_IN_PROD}`]);
+    });
+
+    it("refuses a target production's policy does not allow", () => {
+        // GIVEN a policy allowing server and docker  WHEN a branch asks for aws
+        const input = branchInput({ target: "aws" }, withPolicy({ allowedTargets: ["server", "docker"] }));
+        // THEN the refusal names the key, the value and what is allowed
+        expect(refusal(input)).toEqual([`dataops:target: "aws" is not allowed for branch environments by production's policy (allowed: server | docker)`]);
+    });
+
+    it("allows only branches.target when allowedTargets is absent", () => {
+        const input = branchInput({ target: "docker" }, withPolicy({ allowedTargets: undefined }));
+        expect(refusal(input)).toEqual([`dataops:target: "docker" is not allowed for branch environments by production's policy (allowed: server)`]);
+    });
+
+    it("refuses a target that is not a target", () => {
+        expect(refusal(branchInput({ target: "gcp" }))).toEqual([`dataops:target: "gcp" is not allowed (allowed: aws | docker | server)`]);
+    });
+
+    it("refuses a branch value that belongs to another stack", () => {
+        expect(refusal(branchInput({ branch: "feature/b", server: SERVER }))).toEqual([
+            `dataops:branch: "feature/b" belongs to stack ${stackNameForBranch("feature/b")}, not ${STACK}`,
+        ]);
+    });
+
+    it("refuses a branch stack without production's file", () => {
+        expect(refusal({ stack: STACK, values: { server: SERVER } })).toEqual(["Pulumi.prod.yaml: is required to derive a branch environment (it was not found)"]);
+    });
+
+    it("refuses a server branch with no server", () => {
+        expect(refusal(branchInput({ branch: "feature/a" }))).toEqual([
+            "dataops:server: a branch on the server target needs a server: set branches.server in Pulumi.prod.yaml, or run `npm run up` (the embedded default sets dataops:server)",
+        ]);
+        expect(() => deriveBranchConfig(prod)).toThrow(MirrorError);
+    });
+
+    it("refuses branch and target on prod and dev", () => {
+        const onlyBranch = (k: string) => `dataops:${k}: is only for branch stacks (br-…); set warehouse.target in this file instead`;
+        expect(refusal({ stack: "prod", values: { ...production, branch: "main", target: "aws" } })).toEqual([onlyBranch("branch"), onlyBranch("target")]);
+        expect(refusal({ stack: "dev", values: { ...development, target: "docker" } })).toEqual([onlyBranch("target")]);
+    });
+
+    // BUG: config/mirror.ts checks that a server branch has a server, but not that an aws
+    // branch has aws settings. A production on a server that allows aws branches yields
+    // target aws with warehouse.aws undefined, a config its own schema refuses
+    // ("dataops:warehouse.aws: is required when warehouse.target is aws").
+    it("refuses an aws branch when production has no aws settings to mirror", () => {
+        const serverProd = { ...development, branches: { target: "server", allowedTargets: ["server", "aws"], server: SERVER } };
+        expect(() => resolveEnvironment({ stack: STACK, values: { target: "aws" }, production: serverProd })).toThrow(ConfigError);
+    });
+
+    // BUG: config/environment.ts ignores unknown keys on branch stacks, so a typo such as
+    // `dataops:targt: docker` silently gives a server branch; prod and dev refuse typos.
+    it("refuses an unknown key (a typo) on a branch stack", () => {
+        expect(() => resolveEnvironment(branchInput({ targt: "docker", server: SERVER }))).toThrow(/dataops:targt: is not a known key/);
+    });
+});
+
+describe("production and development", () => {
+    it.each([
+        ["prod", production, "production"],
+        ["dev", development, "development"],
+    ])("%s is its own config, every loader on schedule", (stack, values, kind) => {
+        const env = resolveEnvironment({ stack, values });
+        expect([env.kind, env.prefix, env.differences]).toEqual([kind, stack, []]);
+        expect(Object.values(env.loaderModes).every((m) => m === "scheduled")).toBe(true);
+    });
+});
+
+describe("production's secrets", () => {
+    it("never reach a branch", () => {
+        // GIVEN production's file with loader secrets set by `pulumi config set --secret`
+        const text = `${readFileSync(path.join(root, "Pulumi.prod.yaml"), "utf8")}  dataops:loaderSecrets:\n    secure: AAABAPRODCIPHERTEXT\n`;
+        const file = parseStackFile(text);
+        expect(file.secureKeys).toEqual(["loaderSecrets"]);
+        // WHEN a branch is derived from it
+        const env = resolveEnvironment(branchInput(undefined, file.values));
+        // THEN neither the key nor the ciphertext is anywhere in the branch
+        expect(Object.keys(file.values)).not.toContain("loaderSecrets");
+        expect(Object.keys(env.config)).not.toContain("loaderSecrets");
+        expect(JSON.stringify(env)).not.toMatch(/PRODCIPHERTEXT|loaderSecrets/);
+    });
+
+    it("never reach a branch even when a plain value slipped into production's values", () => {
+        const env = resolveEnvironment(branchInput(undefined, { ...production, loaderSecrets: { salesforce: { TAP_SALESFORCE_CLIENT_SECRET: "hunter2" } } }));
+        expect(JSON.stringify(env)).not.toMatch(/hunter2|loaderSecrets/);
+    });
+});
+
+describe("expiresAt", () => {
+    const from = new Date("2024-03-01T12:00:00Z");
+
+    it("adds the branch TTL", () => {
+        const env = resolveEnvironment(branchInput());
+        expect(expiresAt(env.ttl ?? "", from).toISOString()).toBe("2024-03-04T12:00:00.000Z");
+    });
+
+    it.each([
+        ["1h", "2024-03-01T13:00:00.000Z"],
+        ["7d", "2024-03-08T12:00:00.000Z"],
+        ["30d", "2024-03-31T12:00:00.000Z"],
+    ])("adds %s", (ttl, expected) => {
+        expect(expiresAt(ttl, from).toISOString()).toBe(expected);
+    });
+});

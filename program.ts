@@ -1,8 +1,8 @@
 // The program without Pulumi's config reading, so tests can run it for any stack.
 import * as pulumi from "@pulumi/pulumi";
 import { type Environment, resolveEnvironment } from "./config/environment";
-import { NAMESPACE } from "./config/errors";
-import { type BuildInfo, DataPlatform } from "./components";
+import { ConfigError, NAMESPACE } from "./config/errors";
+import { type BuildInfo, DataPlatform, SQL_ENGINES, type SqlEngine } from "./components";
 
 export interface ProgramInput {
     readonly stack: string;
@@ -25,7 +25,11 @@ export const SECRET_KEYS = ["serverAdminPassword", "loaderSecrets"] as const;
 /** Validates everything first: a config error is raised before any resource is registered. */
 export function defineEnvironment(input: ProgramInput): Program {
     const environment = resolveEnvironment({ stack: input.stack, values: input.values, production: input.production });
+    const sqlEngine = (input.values.sqlEngine ?? "provider") as SqlEngine;
+    if (!SQL_ENGINES.includes(sqlEngine))
+        throw new ConfigError(`stack ${input.stack}`, [`${NAMESPACE}:sqlEngine: ${JSON.stringify(sqlEngine)} is not allowed (allowed: ${SQL_ENGINES.join(" | ")})`]);
     const platform = new DataPlatform(environment.prefix, {
+        sqlEngine,
         environment,
         build: input.build,
         serverAdminPassword: input.serverAdminPassword,

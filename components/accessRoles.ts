@@ -2,11 +2,11 @@
 // (`accessMatrix`), so the audit can diff it and tests can assert it exactly; the
 // component turns it into PostgreSQL grants and default privileges.
 import * as pulumi from "@pulumi/pulumi";
-import * as postgresql from "@pulumi/postgresql";
 import { matchesPattern } from "../config/rules";
 import type { AccessConfig } from "../config/schema";
 import { GeneratedPassword } from "./generated";
 import type { GrantQueue } from "./grantQueue";
+import type { Named, PgObjects } from "./pg";
 
 export const READ_TABLE = ["SELECT"] as const;
 export const WRITE_TABLE = ["DELETE", "INSERT", "REFERENCES", "SELECT", "TRIGGER", "TRUNCATE", "UPDATE"] as const;
@@ -47,7 +47,7 @@ export interface AccessRolesArgs {
     /** Every schema of the environment, created before the grants. */
     readonly schemas: readonly string[];
     readonly loaders: ReadonlyArray<{ name: string; schema: string }>;
-    readonly provider: postgresql.Provider;
+    readonly pg: PgObjects;
     readonly grants: GrantQueue;
     /** Resources the grants must wait for (schemas, loader roles). */
     readonly dependsOn?: pulumi.Input<pulumi.Resource>[];
@@ -64,17 +64,18 @@ export class AccessRoles extends pulumi.ComponentResource {
 
     constructor(name: string, args: AccessRolesArgs, opts: pulumi.ComponentResourceOptions = {}) {
         super("dataops:access:AccessRoles", name, {}, opts);
-        const o = { parent: this, provider: args.provider, dependsOn: args.dependsOn };
+        const o = { parent: this, dependsOn: args.dependsOn };
+        const pg = args.pg;
         const q = args.grants;
         this.matrix = accessMatrix(args.access, args.schemas, args.loaders);
         this.roleNames = {};
 
-        const roles: Record<string, postgresql.Role> = {};
+        const roles: Record<string, Named> = {};
         for (const role of Object.keys(args.access.roles)) {
             const physical = args.physical(role);
             this.roleNames[role] = physical;
-            roles[role] = new postgresql.Role(`${name}-role-${role}`, { name: physical, login: false }, o);
-            q.push("database", new postgresql.Grant(`${name}-${role}-connect`, { database: args.database, role: roles[role].name, objectType: "database", privileges: ["CONNECT"] }, q.after("database", o)));
+            roles[role] = pg.role(`${name}-role-${role}`, { name: physical, login: false }, o);
+            q.push("database", pg.grant(`${name}-${role}-connect`, { database: args.database, role: roles[role].name, objectType: "database", privileges: ["CONNECT"] }, q.after("database", o)));
         }
 
         for (const [role, row] of Object.entries(this.matrix)) {
@@ -83,13 +84,13 @@ export class AccessRoles extends pulumi.ComponentResource {
                 const grantee = roles[role].name;
                 const write = access === "write";
                 const at = (kind: string) => `${name}-${role}-${kind}-${schema}`;
-                q.push(`schema:${schema}`, new postgresql.Grant(at("schema"), { database: args.database, role: grantee, schema, objectType: "schema", privileges: [...(write ? WRITE_SCHEMA : READ_SCHEMA)] }, q.after(`schema:${schema}`, o)));
-                q.push(`tables:${schema}`, new postgresql.Grant(at("tables"), { database: args.database, role: grantee, schema, objectType: "table", privileges: [...(write ? WRITE_TABLE : READ_TABLE)] }, q.after(`tables:${schema}`, o)));
-                if (write) q.push(`sequences:${schema}`, new postgresql.Grant(at("sequences"), { database: args.database, role: grantee, schema, objectType: "sequence", privileges: [...WRITE_SEQUENCE] }, q.after(`sequences:${schema}`, o)));
+                q.push(`schema:${schema}`, pg.grant(at("schema"), { database: args.database, role: grantee, schema, objectType: "schema", privileges: [...(write ? WRITE_SCHEMA : READ_SCHEMA)] }, q.after(`schema:${schema}`, o)));
+                q.push(`tables:${schema}`, pg.grant(at("tables"), { database: args.database, role: grantee, schema, objectType: "table", privileges: [...(write ? WRITE_TABLE : READ_TABLE)] }, q.after(`tables:${schema}`, o)));
+                if (write) q.push(`sequences:${schema}`, pg.grant(at("sequences"), { database: args.database, role: grantee, schema, objectType: "sequence", privileges: [...WRITE_SEQUENCE] }, q.after(`sequences:${schema}`, o)));
                 // Tables created later by another writer of this schema (a loader, the transformer) must be readable too.
                 for (const creator of creators(this.matrix, schema).filter((c) => c !== role)) {
                     const key = `defaults:${creator}:${schema}`;
-                    q.push(key, new postgresql.DefaultPrivileges(`${name}-${role}-defaults-${schema}-${creator}`, {
+                    q.push(key, pg.defaultPrivileges(`${name}-${role}-defaults-${schema}-${creator}`, {
                         database: args.database,
                         owner: args.physical(creator),
                         role: grantee,
@@ -113,7 +114,7 @@ export class AccessRoles extends pulumi.ComponentResource {
             passwords[user.name] = password.value;
             const memberOf = user.roles.map((r) => (r === "owner" ? args.ownerRole : this.roleNames[r]));
             const writers = user.roles.filter((r) => r === "owner" || Object.values(this.matrix[r] ?? {}).includes("write"));
-            new postgresql.Role(`${name}-user-${user.name}`, {
+            pg.role(`${name}-user-${user.name}`, {
                 name: physical,
                 login: true,
                 password: password.value,

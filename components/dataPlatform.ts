@@ -8,6 +8,7 @@ import { AccessRoles } from "./accessRoles";
 import { EnvironmentDatabase } from "./database";
 import { GrantQueue } from "./grantQueue";
 import { LoaderConnector } from "./loaderConnector";
+import type { SqlEngine } from "./pg";
 import { Warehouse } from "./warehouse";
 
 export interface BuildInfo {
@@ -24,6 +25,8 @@ export interface DataPlatformArgs {
     readonly serverAdminPassword?: pulumi.Input<string>;
     /** Secret: loader name → secret setting → value. Branch stacks have their own, never production's. @default {} */
     readonly loaderSecrets?: pulumi.Input<Record<string, Record<string, string>>>;
+    /** How objects inside the warehouse are made (see components/pg.ts). @default "provider" */
+    readonly sqlEngine?: SqlEngine;
 }
 
 /** AWS and Docker names: the prefix with hyphens (`br_main_1a2b3c4d` → `br-main-1a2b3c4d`). */
@@ -93,17 +96,14 @@ export class DataPlatform extends pulumi.ComponentResource {
                 docker: w.docker,
                 server: w.server ? { ...w.server, adminPassword: args.serverAdminPassword ?? "" } : undefined,
                 tags,
+                sqlEngine: args.sqlEngine,
             },
             parent,
         );
 
-        const provider = this.warehouse.provider;
+        const pg = this.warehouse.pg;
         const grants = new GrantQueue();
-        const admin = pulumi.secret(
-            pulumi
-                .all([this.warehouse.host, this.warehouse.port, this.warehouse.adminUser, this.warehouse.adminPassword, this.warehouse.sslMode])
-                .apply(([host, port, user, password, sslMode]) => ({ host, port, user, password, sslMode })),
-        );
+        const admin = this.warehouse.admin;
         const copies = env.kind === "branch" && w.target !== "aws" && branches.data !== "empty";
         this.database = new EnvironmentDatabase(
             `${name}-db`,
@@ -114,7 +114,7 @@ export class DataPlatform extends pulumi.ComponentResource {
                 template: copies ? branches.templateDatabase : undefined,
                 comment: `dataops environment ${env.stack} (${env.kind}${env.branch ? `, branch ${env.branch}` : ""}); dataops-environments ${args.build.projectVersion}, commit ${args.build.commit}`,
                 admin,
-                provider,
+                pg,
                 grants,
                 protect: w.protection.protect,
             },
@@ -136,7 +136,7 @@ export class DataPlatform extends pulumi.ComponentResource {
                     schemaOwner: this.database.owner.name,
                     host: this.warehouse.host,
                     port: this.warehouse.port,
-                    provider,
+                    pg,
                     grants,
                     secretValues: pulumi.secret(loaderSecrets.apply((s) => s[l.name] ?? {})),
                     physicalName: physical,
@@ -157,7 +157,7 @@ export class DataPlatform extends pulumi.ComponentResource {
                 database: this.database.name,
                 schemas: [...w.schemas, ...loaderList.map((l) => l.schema)],
                 loaders: loaderList,
-                provider,
+                pg,
                 grants,
                 dependsOn: [this.database, ...Object.values(this.loaders)],
             },

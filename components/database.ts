@@ -1,9 +1,9 @@
 // The environment's database inside the warehouse: owner role, database, layout
 // schemas, and CONNECT taken from PUBLIC so only the environment's roles get in.
 import * as pulumi from "@pulumi/pulumi";
-import * as postgresql from "@pulumi/postgresql";
 import { type AdminConnection, DatabaseComment } from "./generated";
 import type { GrantQueue } from "./grantQueue";
+import type { Named, PgObjects } from "./pg";
 
 export interface EnvironmentDatabaseArgs {
     /** Physical database name (already prefixed and validated by the naming module). */
@@ -17,7 +17,7 @@ export interface EnvironmentDatabaseArgs {
     /** Text for `COMMENT ON DATABASE`: what the environment was built from. */
     readonly comment: string;
     readonly admin: pulumi.Input<AdminConnection>;
-    readonly provider: postgresql.Provider;
+    readonly pg: PgObjects;
     readonly grants: GrantQueue;
     /** Pulumi `protect` on the database. @default false */
     readonly protect?: boolean;
@@ -25,15 +25,16 @@ export interface EnvironmentDatabaseArgs {
 
 export class EnvironmentDatabase extends pulumi.ComponentResource {
     readonly name: pulumi.Output<string>;
-    readonly owner: postgresql.Role;
-    readonly database: postgresql.Database;
-    readonly schemas: Readonly<Record<string, postgresql.Schema>>;
+    readonly owner: Named;
+    readonly database: Named;
+    readonly schemas: Readonly<Record<string, Named>>;
 
     constructor(name: string, args: EnvironmentDatabaseArgs, opts: pulumi.ComponentResourceOptions = {}) {
         super("dataops:warehouse:EnvironmentDatabase", name, {}, opts);
-        const o = { parent: this, provider: args.provider };
-        this.owner = new postgresql.Role(`${name}-owner`, { name: args.ownerRole, login: false }, o);
-        this.database = new postgresql.Database(
+        const o = { parent: this };
+        const pg = args.pg;
+        this.owner = pg.role(`${name}-owner`, { name: args.ownerRole, login: false }, o);
+        this.database = pg.database(
             `${name}-database`,
             {
                 name: args.database,
@@ -50,11 +51,11 @@ export class EnvironmentDatabase extends pulumi.ComponentResource {
         // PUBLIC may connect to a new database by default and, before PostgreSQL 15, create in `public`.
         args.grants.push(
             "database",
-            new postgresql.Grant(`${name}-revoke-public-connect`, { database: this.database.name, role: "public", objectType: "database", privileges: [] }, o),
+            pg.grant(`${name}-revoke-public-connect`, { database: this.database.name, role: "public", objectType: "database", privileges: [] }, o),
         );
         args.grants.push(
             "schema:public",
-            new postgresql.Grant(
+            pg.grant(
                 `${name}-revoke-public-schema`,
                 { database: this.database.name, role: "public", schema: "public", objectType: "schema", privileges: [] },
                 args.grants.after("schema:public", o),
@@ -63,7 +64,7 @@ export class EnvironmentDatabase extends pulumi.ComponentResource {
         this.schemas = Object.fromEntries(
             args.schemas.map((s) => [
                 s,
-                new postgresql.Schema(
+                pg.schema(
                     `${name}-schema-${s}`,
                     // dropCascade: a branch must go away even after tables were created in it.
                     { name: s, database: this.database.name, owner: this.owner.name, dropCascade: true },

@@ -5,3 +5,5 @@ export { DatabaseComment, GeneratedPassword } from "./generated";
 export { GrantQueue } from "./grantQueue";
 export { LoaderConnector, loaderImage, loaderRuntime, type LoaderConnectorArgs } from "./loaderConnector";
 export { Warehouse, type WarehouseArgs } from "./warehouse";
+export { providerObjects, sqlObjects, SQL_ENGINES, type PgObjects, type SqlEngine } from "./pg";
+export { SqlObject } from "./sql";

@@ -4,12 +4,12 @@
 import * as aws from "@pulumi/aws";
 import * as docker from "@pulumi/docker";
 import * as pulumi from "@pulumi/pulumi";
-import * as postgresql from "@pulumi/postgresql";
 import type { LoaderMode } from "../config/environment";
 import type { LoaderConfig, Target } from "../config/schema";
 import { toEventBridgeCron } from "./cron";
 import { GeneratedPassword } from "./generated";
 import type { GrantQueue } from "./grantQueue";
+import type { Named, PgObjects } from "./pg";
 
 /** Where the loader's process runs. `none`: nothing is deployed; its connection details are an output. */
 export type LoaderRuntime = "container" | "fargate" | "none";
@@ -33,7 +33,7 @@ export interface LoaderConnectorArgs {
     readonly schemaOwner: pulumi.Input<string>;
     readonly host: pulumi.Input<string>;
     readonly port: pulumi.Input<number>;
-    readonly provider: postgresql.Provider;
+    readonly pg: PgObjects;
     readonly grants: GrantQueue;
     /** Values of the loader's secret settings (stack secrets). Branches get none from production. @default {} */
     readonly secretValues?: pulumi.Input<Record<string, string>>;
@@ -74,20 +74,21 @@ export class LoaderConnector extends pulumi.ComponentResource {
     /** Secret: what a SaaS tool or a person needs to load into this schema. */
     readonly connection: pulumi.Output<{ host: string; port: number; database: string; schema: string; user: string; password: string }>;
     readonly runtime: LoaderRuntime;
-    readonly role: postgresql.Role;
-    readonly schema: postgresql.Schema;
+    readonly role: Named;
+    readonly schema: Named;
 
     constructor(name: string, args: LoaderConnectorArgs, opts: pulumi.ComponentResourceOptions = {}) {
         super("dataops:loader:LoaderConnector", name, {}, opts);
         const l = args.loader;
         this.runtime = loaderRuntime(l.tool, args.target);
         if (this.runtime === "fargate" && !args.aws) throw new Error(`LoaderConnector ${name}: target aws needs [aws] (clusterArn, subnetIds, securityGroupId)`);
-        const o = { parent: this, provider: args.provider };
+        const o = { parent: this };
+        const pg = args.pg;
 
         const password = new GeneratedPassword(`${name}-password`, {}, { parent: this });
         this.password = password.value;
-        this.role = new postgresql.Role(`${name}-role`, { name: args.roleName, login: true, password: password.value, connectionLimit: 10 }, o);
-        this.schema = new postgresql.Schema(
+        this.role = pg.role(`${name}-role`, { name: args.roleName, login: true, password: password.value, connectionLimit: 10 }, o);
+        this.schema = pg.schema(
             `${name}-schema`,
             { name: args.schema, database: args.database, owner: args.schemaOwner, dropCascade: true },
             o,
@@ -95,7 +96,7 @@ export class LoaderConnector extends pulumi.ComponentResource {
         // CONNECT to its database, USAGE and CREATE on its own schema; nothing anywhere else.
         args.grants.push(
             "database",
-            new postgresql.Grant(
+            pg.grant(
                 `${name}-connect`,
                 { database: args.database, role: this.role.name, objectType: "database", privileges: ["CONNECT"] },
                 args.grants.after("database", o),
@@ -103,7 +104,7 @@ export class LoaderConnector extends pulumi.ComponentResource {
         );
         args.grants.push(
             `schema:${args.schema}`,
-            new postgresql.Grant(
+            pg.grant(
                 `${name}-schema-grant`,
                 { database: args.database, role: this.role.name, schema: this.schema.name, objectType: "schema", privileges: ["CREATE", "USAGE"] },
                 args.grants.after(`schema:${args.schema}`, o),

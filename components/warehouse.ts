@@ -5,7 +5,8 @@ import * as docker from "@pulumi/docker";
 import * as pulumi from "@pulumi/pulumi";
 import * as postgresql from "@pulumi/postgresql";
 import type { Target } from "../config/schema";
-import { GeneratedPassword } from "./generated";
+import { type AdminConnection, GeneratedPassword } from "./generated";
+import { type PgObjects, providerObjects, type SqlEngine, sqlObjects } from "./pg";
 
 export interface AwsWarehouseArgs {
     /** Aurora PostgreSQL cluster or a single RDS instance. */
@@ -50,6 +51,8 @@ export interface WarehouseArgs {
     readonly server?: ServerWarehouseArgs;
     /** Tags on every AWS resource. @default {} */
     readonly tags?: Record<string, string>;
+    /** How objects inside the warehouse are made: `provider` (@pulumi/postgresql) or `sql` (in-process). @default "provider" */
+    readonly sqlEngine?: SqlEngine;
 }
 
 const PHYSICAL_NAME = /^[a-z](?:[a-z0-9]|-(?!-)){0,50}[a-z0-9]$/;
@@ -67,7 +70,12 @@ export class Warehouse extends pulumi.ComponentResource {
     readonly adminPassword: pulumi.Output<string>;
     readonly sslMode: pulumi.Output<string>;
     readonly engineVersion: string;
-    readonly provider: postgresql.Provider;
+    /** The @pulumi/postgresql provider, with the `provider` SQL engine. */
+    readonly provider?: postgresql.Provider;
+    /** Secret: where and as whom to connect as admin. */
+    readonly admin: pulumi.Output<AdminConnection>;
+    /** Makes the database objects, with whichever SQL engine was chosen. */
+    readonly pg: PgObjects;
     /** The cloud cluster identifier on `aws`; what a branch clone is made from. */
     readonly clusterIdentifier?: pulumi.Output<string>;
     /** The resource that holds the data (Aurora cluster, RDS instance or Docker volume); protected in production. */
@@ -102,6 +110,14 @@ export class Warehouse extends pulumi.ComponentResource {
         this.adminPassword = pulumi.secret(endpoint.password);
         this.sslMode = pulumi.output(endpoint.sslMode);
 
+        this.admin = pulumi.secret(
+            pulumi.all([this.host, this.port, this.adminUser, this.adminPassword, this.sslMode]).apply(([host, port, user, password, sslMode]) => ({ host, port, user, password, sslMode })),
+        );
+        if ((args.sqlEngine ?? "provider") === "sql") {
+            this.pg = sqlObjects(this.admin);
+            this.registerOutputs({ host: this.host, port: this.port, adminUser: this.adminUser, adminPassword: this.adminPassword, engineVersion: this.engineVersion });
+            return;
+        }
         this.provider = new postgresql.Provider(
             `${name}-provider`,
             {
@@ -118,6 +134,7 @@ export class Warehouse extends pulumi.ComponentResource {
             },
             { parent: this },
         );
+        this.pg = providerObjects(this.provider);
 
         this.registerOutputs({ host: this.host, port: this.port, adminUser: this.adminUser, adminPassword: this.adminPassword, engineVersion: this.engineVersion });
     }

@@ -28,7 +28,7 @@ export interface Environment {
 // Keys a stack may carry besides the schema's. They describe where and as whom the
 // environment runs, never what it contains.
 const SCHEMA_KEYS = Object.keys(dataopsConfigSchema.shape);
-export const RUNTIME_KEYS = ["branch", "target", "server", "serverAdminPassword", "loaderSecrets"] as const;
+export const RUNTIME_KEYS = ["branch", "target", "server", "serverAdminPassword", "loaderSecrets", "sqlEngine"] as const;
 const BRANCH_ONLY_KEYS = ["branch", "target"];
 const branchRuntime = z.object({
     branch: text("the git branch the stack was made for").min(1, { error: "is empty (the git branch name)" }).optional(),
@@ -69,6 +69,10 @@ export function resolveEnvironment(input: StackInput): Environment {
     }
 
     const source = `stack ${stack}`;
+    const known = new Set<string>([...SCHEMA_KEYS, ...RUNTIME_KEYS]);
+    const unknown = Object.keys(values).filter((k) => !known.has(k));
+    if (unknown.length > 0)
+        throw new ConfigError(source, unknown.map((k) => `${NAMESPACE}:${k}: is not a known key (allowed on a branch stack: ${RUNTIME_KEYS.join(", ")})`));
     // Mirror by construction: a branch stack may say where it runs, never what it contains.
     const contentKeys = Object.keys(values).filter((k) => SCHEMA_KEYS.includes(k));
     if (contentKeys.length > 0)

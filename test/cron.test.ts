@@ -33,9 +33,7 @@ describe("toEventBridgeCron", () => {
         );
     });
 
-    // BUG: components/cron.ts appends ",1" (Sunday) to every stepped range ending at 7,
-    // whether or not the step lands on 7. 2-7/2 is Tue, Thu, Sat; EventBridge gets 3-7/2,1,
-    // which adds Sunday.
+    // Regression: stepped ranges ending at 7 once gained Sunday (2-7/2 became 3-7/2,1).
     it("keeps a stepped range ending at 7 to the days the step lands on", () => {
         expect(toEventBridgeCron("0 9 * * 2-7/2")).toBe("0 9 ? * 3,5,7 *");
     });

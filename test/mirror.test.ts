@@ -180,19 +180,21 @@ describe("refusals", () => {
         expect(refusal({ stack: "dev", values: { ...development, target: "docker" } })).toEqual([onlyBranch("target")]);
     });
 
-    // BUG: config/mirror.ts checks that a server branch has a server, but not that an aws
-    // branch has aws settings. A production on a server that allows aws branches yields
-    // target aws with warehouse.aws undefined, a config its own schema refuses
-    // ("dataops:warehouse.aws: is required when warehouse.target is aws").
+    // Regression: a server production that allowed aws branches once derived target aws
+    // with no warehouse.aws, a config its own schema refuses.
     it("refuses an aws branch when production has no aws settings to mirror", () => {
         const serverProd = { ...development, branches: { target: "server", allowedTargets: ["server", "aws"], server: SERVER } };
-        expect(() => resolveEnvironment({ stack: STACK, values: { target: "aws" }, production: serverProd })).toThrow(ConfigError);
+        expect(refusal({ stack: STACK, values: { target: "aws" }, production: serverProd })).toEqual([
+            "dataops:target: aws needs production's warehouse.aws (VPC and subnets) to mirror, and Pulumi.prod.yaml has none (allowed here: server)",
+        ]);
     });
 
-    // BUG: config/environment.ts ignores unknown keys on branch stacks, so a typo such as
-    // `dataops:targt: docker` silently gives a server branch; prod and dev refuse typos.
+    // Regression: unknown keys on branch stacks were ignored, so `dataops:targt: docker`
+    // silently gave a server branch.
     it("refuses an unknown key (a typo) on a branch stack", () => {
-        expect(() => resolveEnvironment(branchInput({ targt: "docker", server: SERVER }))).toThrow(/dataops:targt: is not a known key/);
+        expect(refusal(branchInput({ targt: "docker", server: SERVER }))).toEqual([
+            "dataops:targt: is not a known key (allowed on a branch stack: branch, target, server, serverAdminPassword, loaderSecrets, sqlEngine)",
+        ]);
     });
 });
 

@@ -1,0 +1,80 @@
+// Local environments through the Automation API: the engine from the bootstrap, a
+// file state backend and a passphrase inside the project's .dataops/ (ignored by
+// git), and the embedded PostgreSQL as the `server` target.
+import { spawnSync } from "node:child_process";
+import { randomBytes } from "node:crypto";
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { dirname, join } from "node:path";
+import { LocalWorkspace, PulumiCommand, type Stack } from "@pulumi/pulumi/automation";
+import { type EmbeddedServer, ensureEmbeddedServer, localDir } from "./embedded";
+
+export interface LocalContext {
+    readonly root: string;
+    readonly pulumi: PulumiCommand;
+    readonly envVars: Record<string, string>;
+}
+
+/**
+ * Make the engine usable (scripts/engine.mjs: on PATH, in Pulumi's cache, the official
+ * download, or built from Go modules) and fail with its own explanation when it cannot.
+ */
+export async function ensureEngine(root: string, log: (line: string) => void): Promise<PulumiCommand> {
+    const r = spawnSync(process.execPath, [join(root, "scripts", "engine.mjs"), "ensure", "--print-path"], {
+        cwd: root,
+        encoding: "utf8",
+        stdio: ["ignore", "pipe", "pipe"],
+        maxBuffer: 64 * 1024 * 1024,
+    });
+    for (const line of (r.stderr ?? "").split("\n").filter(Boolean)) log(line);
+    const bin = (r.stdout ?? "").trim().split("\n").pop() ?? "";
+    if (r.status !== 0 || !bin) throw new Error(`the Pulumi engine is not available (scripts/engine.mjs ensure exited ${r.status}); see the lines above`);
+    // PulumiCommand.get wants the folder above bin/ and checks the version against the SDK's minimum.
+    return PulumiCommand.get({ root: dirname(bin), skipVersionCheck: false });
+}
+
+function secretFile(root: string, name: string): string {
+    const file = join(localDir(root), name);
+    mkdirSync(dirname(file), { recursive: true });
+    if (!existsSync(file)) writeFileSync(file, randomBytes(24).toString("base64url"), { mode: 0o600 });
+    return readFileSync(file, "utf8").trim();
+}
+
+export async function localContext(root: string, log: (line: string) => void = () => undefined): Promise<LocalContext> {
+    const pulumi = await ensureEngine(root, log);
+    const state = join(localDir(root), "state");
+    mkdirSync(state, { recursive: true });
+    return {
+        root,
+        pulumi,
+        envVars: {
+            PULUMI_BACKEND_URL: `file://${state}`,
+            // Local stacks only: their secrets (admin and generated passwords) are encrypted with this.
+            PULUMI_CONFIG_PASSPHRASE: secretFile(root, "passphrase"),
+            PULUMI_SKIP_UPDATE_CHECK: "true",
+            // The aws and docker plugins are not used on the server target and cannot be downloaded here.
+            PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION: "true",
+            PULUMI_AUTOMATION_API_SKIP_VERSION_CHECK: "true",
+        },
+    };
+}
+
+export async function workspace(ctx: LocalContext): Promise<LocalWorkspace> {
+    return LocalWorkspace.create({ workDir: ctx.root, pulumiCommand: ctx.pulumi, envVars: ctx.envVars });
+}
+
+/** Select or create the branch's stack and point it at the embedded server. */
+export async function branchStack(ctx: LocalContext, stackName: string, branch: string, server: EmbeddedServer): Promise<Stack> {
+    const stack = await LocalWorkspace.createOrSelectStack({ stackName, workDir: ctx.root }, { pulumiCommand: ctx.pulumi, envVars: ctx.envVars });
+    await stack.setAllConfig({
+        "dataops:branch": { value: branch },
+        "dataops:server": { value: JSON.stringify({ host: server.host, port: server.port, adminUser: server.user, sslMode: "disable" }) },
+        // The embedded default makes its objects by in-process SQL: no provider plugin to install or start.
+        "dataops:sqlEngine": { value: "sql" },
+        "dataops:serverAdminPassword": { value: server.password, secret: true },
+    });
+    return stack;
+}
+
+export async function ensureLocalServer(root: string, log: (line: string) => void): Promise<EmbeddedServer> {
+    return ensureEmbeddedServer(root, log);
+}

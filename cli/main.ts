@@ -40,6 +40,7 @@ const commands: Record<string, Command> = {
         ].join("\n"),
         async run(args, io) {
             const { positionals } = parse(args, {}, 1);
+            if (positionals[0] === "") throw new UsageError("BRANCH is empty (give a branch name, or none to use the current branch)");
             const branch = positionals[0] ?? currentBranch(io.env, io.cwd);
             if (!branch) {
                 io.err("dataops stack-name: no branch found: not in CI, and git has no current branch (detached HEAD or not a repository).");

@@ -26,6 +26,20 @@ export interface Mirror {
 
 export class MirrorError extends Error {}
 
+// RDS sizes within a family, smallest first; "db.r6g.2xlarge" → "2xlarge".
+const SIZES = ["nano", "micro", "small", "medium", "large", "xlarge"];
+function sizeRank(instanceClass: string): number {
+    const size = instanceClass.split(".").pop() ?? "";
+    const m = /^(\d+)xlarge$/.exec(size);
+    return m ? SIZES.length + Number(m[1]) : SIZES.indexOf(size);
+}
+
+/** The cap, unless production's class is already smaller: a branch never grows past production. */
+export function smallerClass(production: string, cap: string): string {
+    const p = sizeRank(production);
+    return p >= 0 && p < sizeRank(cap) ? production : cap;
+}
+
 export function deriveBranchConfig(prod: DataopsConfig, overrides: BranchOverrides = {}): Mirror {
     const policy = prod.branches;
     const differences: Difference[] = [];
@@ -54,7 +68,7 @@ export function deriveBranchConfig(prod: DataopsConfig, overrides: BranchOverrid
         ...pw,
         target,
         sizing: {
-            instanceClass: caps.instanceClass,
+            instanceClass: smallerClass(pw.sizing.instanceClass, caps.instanceClass),
             instances: Math.min(pw.sizing.instances, caps.instances),
             storageGb: Math.min(pw.sizing.storageGb, caps.storageGb),
         },
@@ -76,7 +90,7 @@ export function deriveBranchConfig(prod: DataopsConfig, overrides: BranchOverrid
     note("warehouse.protection", pw.protection, warehouse.protection, "branch environments are disposable");
     note("warehouse.aws", pw.aws, warehouse.aws, "branches.target");
     note("warehouse.docker", pw.docker, warehouse.docker, "branches.target");
-    note("warehouse.server", pw.server, warehouse.server, overrides.server ? "dataops:server (the branch stack's server)" : "branches.server");
+    note("warehouse.server", pw.server, warehouse.server, overrides.server ? "dataops:server (the branch stack's server)" : target === "server" ? "branches.server" : "branches.target");
 
     const loaders = prod.loaders.map((l, i) => {
         const mode: BranchMode = l.branchMode ?? policy.loaderMode;

@@ -164,3 +164,12 @@ describe("bin/dataops.js", () => {
         expect([result.status, result.stdout, result.stderr]).toEqual([0, "br-feature-a_951d42dc\n", ""]);
     });
 });
+
+describe("dataops stack-name with an empty argument", () => {
+    it("GIVEN an empty BRANCH WHEN run THEN exit 2 saying the argument is empty, not that no branch was found", async () => {
+        const lines: string[] = [];
+        const code = await main(["stack-name", ""], { out: (l) => lines.push(l), err: (l) => lines.push(l), env: {}, cwd: "/" });
+        expect(code).toBe(2);
+        expect(lines[0]).toBe("dataops stack-name: BRANCH is empty (give a branch name, or none to use the current branch)");
+    });
+});

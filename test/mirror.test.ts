@@ -245,3 +245,13 @@ describe("expiresAt", () => {
         expect(expiresAt(ttl, from).toISOString()).toBe(expected);
     });
 });
+
+describe("size caps never grow a branch past production", () => {
+    it("GIVEN production smaller than the cap WHEN derived THEN the branch keeps production's class; otherwise the cap", async () => {
+        const { smallerClass } = await import("../config/mirror");
+        expect(smallerClass("db.t4g.small", "db.t4g.medium")).toBe("db.t4g.small");
+        expect(smallerClass("db.r6g.2xlarge", "db.t4g.medium")).toBe("db.t4g.medium");
+        expect(smallerClass("db.r6g.large", "db.t4g.large")).toBe("db.t4g.large");
+        expect(smallerClass("db.x2g.unknownsize", "db.t4g.medium")).toBe("db.t4g.medium");
+    });
+});

@@ -47,7 +47,9 @@ async function admin<T>(fn: (c: Client) => Promise<T>, database = "postgres"): P
 async function connectAs(e: Env, user: string, password: string, database = env[e].summary.database): Promise<Client> {
     const c = new Client({ host: server.host, port: server.port, user, password, database });
     // Teardown drops databases WITH (FORCE), which ends these sessions on purpose; record it, don't crash.
-    c.on("error", (e: { code?: string }) => terminated.push(e.code ?? "unknown"));
+    c.on("error", (e: Error & { code?: string }) => {
+        terminated.push(e.code ?? "unknown");
+    });
     await c.connect();
     open.push(c);
     return c;

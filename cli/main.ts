@@ -1,9 +1,12 @@
 // `dataops <command>`: exit 0 on success, 1 when an operation failed, 2 on a usage
 // error or a refusal. Messages say what to do next.
 import { parseArgs } from "node:util";
+import { ConfigError } from "../config/errors";
 import { stackNameForBranch } from "../naming";
 import { BRANCH_SOURCES, currentBranch } from "./git";
-import { devDown, devUp } from "./dev";
+import { devDown } from "./dev";
+import { destroy, ls, parseSeconds, parseTarget, prune, up, UsageError } from "./lifecycle";
+import { Refused } from "../lifecycle/environments";
 
 export const EXIT = { ok: 0, failed: 1, usage: 2 } as const;
 
@@ -12,6 +15,10 @@ export interface Io {
     err(line: string): void;
     env: Readonly<Record<string, string | undefined>>;
     cwd: string;
+    /** The clock (tests pass a fake one). @default the system clock */
+    now?(): Date;
+    /** Whether a person can answer a prompt. @default process.stdin.isTTY */
+    interactive?: boolean;
 }
 
 const defaultIo: Io = {
@@ -21,13 +28,23 @@ const defaultIo: Io = {
     cwd: process.cwd(),
 };
 
+function lifecycleIo(io: Io) {
+    return { ...io, now: io.now ?? (() => new Date()), interactive: io.interactive ?? process.stdin.isTTY === true };
+}
+
+function branchOf(given: string | undefined, io: Io, command: string): string {
+    if (given === "") throw new UsageError("--branch is empty");
+    const branch = given ?? currentBranch(io.env, io.cwd);
+    if (!branch) throw new UsageError(`no branch found (not in CI, no current git branch); give one: dataops ${command} --branch B`);
+    return branch;
+}
+
 interface Command {
     summary: string;
     usage: string;
     run(args: string[], io: Io): Promise<number>;
 }
 
-class UsageError extends Error {}
 
 const commands: Record<string, Command> = {
     "stack-name": {
@@ -74,9 +91,66 @@ const commands: Record<string, Command> = {
                 return EXIT.usage;
             }
             const root = projectRoot();
-            if (action === "up") await devUp(root, branch, io);
-            else await devDown(root, branch, io, { keepServer: values["keep-server"] === true });
+            if (action === "up") return up(root, branch, { lockTimeout: 600, json: false }, lifecycleIo(io));
+            await devDown(root, branch, io, { keepServer: values["keep-server"] === true });
             return EXIT.ok;
+        },
+    },
+    up: {
+        summary: "Create or update the branch's environment",
+        usage: [
+            "dataops up [--branch B] [--target server|docker|aws] [--summary-file FILE] [--lock-timeout SECONDS] [--json]",
+            "",
+            "Selects or creates the branch's stack, tags it (branch, commit, author, created-at,",
+            "expires-at renewed from the TTL policy), recovers an interrupted update, waits while",
+            "another update holds the stack (default 600 s), runs the update with live progress and",
+            "prints the environment. --summary-file writes Markdown for a merge-request comment.",
+            "--target must be allowed by production's branches.allowedTargets.",
+        ].join("\n"),
+        async run(args, io) {
+            const { values } = parse(args, { branch: { type: "string" }, target: { type: "string" }, "summary-file": { type: "string" }, "lock-timeout": { type: "string" }, json: { type: "boolean" } }, 0);
+            const v = values as { branch?: string; target?: string; "summary-file"?: string; "lock-timeout"?: string; json?: boolean };
+            const target = parseTarget(v.target);
+            const lockTimeout = parseSeconds(v["lock-timeout"], 600, "--lock-timeout");
+            return up(projectRoot(), branchOf(v.branch, io, "up"), { target, summaryFile: v["summary-file"], lockTimeout, json: v.json === true }, lifecycleIo(io));
+        },
+    },
+    destroy: {
+        summary: "Destroy the branch's environment and remove its stack",
+        usage: [
+            "dataops destroy [--branch B] [--yes]",
+            "",
+            "Idempotent: a branch without a stack exits 0. Refuses prod, dev and any stack not",
+            "created for a branch (exit 2). Without --yes it asks, or refuses when nobody can answer.",
+        ].join("\n"),
+        async run(args, io) {
+            const { values } = parse(args, { branch: { type: "string" }, yes: { type: "boolean" } }, 0);
+            const v = values as { branch?: string; yes?: boolean };
+            return destroy(projectRoot(), branchOf(v.branch, io, "destroy"), v.yes === true, lifecycleIo(io));
+        },
+    },
+    prune: {
+        summary: "Destroy branch environments whose TTL passed or whose branch is gone",
+        usage: [
+            "dataops prune [--dry-run] [--remote ORIGIN | --branches-from FILE] [--json]",
+            "",
+            "Lists each branch stack to prune with its reason and destroys it unless --dry-run.",
+            "A stack tagged dataops:keep=true is listed as kept. Without --remote or",
+            "--branches-from, only expiry is checked.",
+        ].join("\n"),
+        async run(args, io) {
+            const { values } = parse(args, { "dry-run": { type: "boolean" }, remote: { type: "string" }, "branches-from": { type: "string" }, json: { type: "boolean" } }, 0);
+            const v = values as { "dry-run"?: boolean; remote?: string; "branches-from"?: string; json?: boolean };
+            if (v.remote !== undefined && v["branches-from"] !== undefined) throw new UsageError("give only one of --remote and --branches-from");
+            return prune(projectRoot(), { dryRun: v["dry-run"] === true, remote: v.remote, branchesFrom: v["branches-from"], json: v.json === true }, lifecycleIo(io));
+        },
+    },
+    ls: {
+        summary: "List environments with branch, target, age, expiry, last update and resources",
+        usage: "dataops ls [--json]",
+        async run(args, io) {
+            const { values } = parse(args, { json: { type: "boolean" } }, 0);
+            return ls(projectRoot(), (values as { json?: boolean }).json === true, lifecycleIo(io));
         },
     },
 };
@@ -136,6 +210,10 @@ export async function main(argv: string[], io: Io = defaultIo): Promise<number> 
         if (e instanceof UsageError) {
             io.err(`dataops ${name}: ${e.message}`);
             io.err(`Usage: ${command.usage.split("\n")[0]}`);
+            return EXIT.usage;
+        }
+        if (e instanceof Refused || e instanceof ConfigError) {
+            io.err(`dataops ${name}: refused: ${e.message}`);
             return EXIT.usage;
         }
         io.err(`dataops ${name}: ${(e as Error).message}`);

@@ -21,6 +21,8 @@ export interface EmbeddedServer {
     readonly password: string;
     readonly dataDir: string;
     readonly logFile: string;
+    /** Whether this call started it (tests stop what they started). */
+    readonly startedNow: boolean;
 }
 
 export function localDir(root: string): string {
@@ -101,13 +103,22 @@ export async function ensureEmbeddedServer(root: string, log: (line: string) => 
     if (Number(version) !== EMBEDDED_MAJOR)
         throw new Error(`embedded PostgreSQL: ${p.data} holds a PostgreSQL ${version} cluster, but the warehouse is pinned to ${EMBEDDED_MAJOR}; remove .dataops/pg after npm run down`);
 
-    if (!isRunning(bin.pg_ctl, p.data)) {
+    const startedNow = !isRunning(bin.pg_ctl, p.data);
+    if (startedNow) {
         log(`embedded PostgreSQL: starting on localhost:${EMBEDDED_PORT}`);
         // The log lives with the data, where the postgres user can write.
-        const started = pgCtl(bin.pg_ctl, ["start", "-D", p.data, "-l", join(p.data, "server.log"), "-w", "-t", "60"]);
-        if (started.status !== 0) throw new Error(`embedded PostgreSQL: pg_ctl start failed (exit ${started.status}): ${started.output}\nSee ${join(p.data, "server.log")}`);
+        const logFile = join(p.data, "server.log");
+        const started = pgCtl(bin.pg_ctl, ["start", "-D", p.data, "-l", logFile, "-w", "-t", "60"]);
+        if (started.status !== 0) {
+            const busy = existsSync(logFile) && readFileSync(logFile, "utf8").includes("Address already in use");
+            throw new Error(
+                busy
+                    ? `embedded PostgreSQL: port ${EMBEDDED_PORT} is taken by another server (another checkout's embedded server? stop it with npm run down there)`
+                    : `embedded PostgreSQL: pg_ctl start failed (exit ${started.status}): ${started.output}\nSee ${logFile}`,
+            );
+        }
     }
-    const server = { host: "localhost", port: EMBEDDED_PORT, user: "postgres", password, dataDir: p.data, logFile: join(p.data, "server.log") };
+    const server = { host: "localhost", port: EMBEDDED_PORT, user: "postgres", password, dataDir: p.data, logFile: join(p.data, "server.log"), startedNow };
     await waitForConnections(server);
     return server;
 }

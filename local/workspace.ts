@@ -3,7 +3,7 @@
 // git), and the embedded PostgreSQL as the `server` target.
 import { spawnSync } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readdirSync, readFileSync, statSync, unlinkSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { LocalWorkspace, PulumiCommand, type Stack } from "@pulumi/pulumi/automation";
 import { type EmbeddedServer, ensureEmbeddedServer, localDir } from "./embedded";
@@ -39,23 +39,58 @@ function secretFile(root: string, name: string): string {
     return readFileSync(file, "utf8").trim();
 }
 
-export async function localContext(root: string, log: (line: string) => void = () => undefined): Promise<LocalContext> {
+/**
+ * The engine plus where state lives. In CI the team's backend and secrets provider come
+ * from the environment (PULUMI_BACKEND_URL, PULUMI_CONFIG_PASSPHRASE[_FILE]); on a laptop,
+ * a file backend and a generated passphrase inside .dataops/.
+ */
+export async function localContext(root: string, log: (line: string) => void = () => undefined, env: NodeJS.ProcessEnv = process.env): Promise<LocalContext> {
     const pulumi = await ensureEngine(root, log);
     const state = join(localDir(root), "state");
-    mkdirSync(state, { recursive: true });
+    if (!env.PULUMI_BACKEND_URL) mkdirSync(state, { recursive: true });
+    const backend = env.PULUMI_BACKEND_URL ?? `file://${state}`;
+    if (backend.startsWith("file://")) repairFileState(backend.slice("file://".length), log);
+    const hasPassphrase = env.PULUMI_CONFIG_PASSPHRASE !== undefined || env.PULUMI_CONFIG_PASSPHRASE_FILE !== undefined;
     return {
         root,
         pulumi,
         envVars: {
-            PULUMI_BACKEND_URL: `file://${state}`,
+            PULUMI_BACKEND_URL: env.PULUMI_BACKEND_URL ?? `file://${state}`,
             // Local stacks only: their secrets (admin and generated passwords) are encrypted with this.
-            PULUMI_CONFIG_PASSPHRASE: secretFile(root, "passphrase"),
+            ...(hasPassphrase ? {} : { PULUMI_CONFIG_PASSPHRASE: secretFile(root, "passphrase") }),
             PULUMI_SKIP_UPDATE_CHECK: "true",
             // The aws and docker plugins are not used on the server target and cannot be downloaded here.
             PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION: "true",
             PULUMI_AUTOMATION_API_SKIP_VERSION_CHECK: "true",
         },
     };
+}
+
+/**
+ * A process killed while the file backend writes a checkpoint can leave an empty
+ * `.attrs` file beside it, after which every stack listing fails with "EOF". An empty
+ * attributes file carries nothing, so removing it loses nothing. Files younger than a
+ * few seconds may be a write in progress and are left alone.
+ */
+export function repairFileState(dir: string, log: (line: string) => void, now = Date.now()): string[] {
+    const removed: string[] = [];
+    const walk = (d: string) => {
+        if (!existsSync(d)) return;
+        for (const entry of readdirSync(d, { withFileTypes: true })) {
+            const path = join(d, entry.name);
+            if (entry.isDirectory()) walk(path);
+            else if (entry.name.endsWith(".attrs")) {
+                const st = statSync(path);
+                if (st.size === 0 && now - st.mtimeMs > 5000) {
+                    unlinkSync(path);
+                    removed.push(path);
+                }
+            }
+        }
+    };
+    walk(join(dir, ".pulumi"));
+    if (removed.length > 0) log(`dataops: repaired the state backend: removed ${removed.length} empty attribute file(s) left by an interrupted write`);
+    return removed;
 }
 
 export async function workspace(ctx: LocalContext): Promise<LocalWorkspace> {

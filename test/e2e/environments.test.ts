@@ -9,7 +9,7 @@ import type { Stack } from "@pulumi/pulumi/automation";
 import { Client } from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { EnvironmentSummary } from "../../components/dataPlatform";
-import { type EmbeddedServer } from "../../local/embedded";
+import { type EmbeddedServer, stopEmbeddedServer } from "../../local/embedded";
 import { branchStack, ensureLocalServer, type LocalContext, localContext, workspace } from "../../local/workspace";
 import { stackNameForBranch } from "../../naming";
 
@@ -97,6 +97,8 @@ beforeAll(async () => {
 afterAll(async () => {
     await Promise.all(open.map((c) => c.end().catch(() => undefined)));
     if (ctx && server) for (const b of Object.values(BRANCHES)) await destroyIfPresent(b);
+    // Leave the machine as it was: stop the server if these tests started it.
+    if (server?.startedNow) await stopEmbeddedServer(root);
 });
 
 describe("two branch environments on one server", () => {

@@ -1,0 +1,155 @@
+// `dataops up | destroy | prune | ls`: the branch lifecycle, as CI runs it.
+import { execFileSync } from "node:child_process";
+import { existsSync, readFileSync, writeFileSync } from "node:fs";
+import { userInfo } from "node:os";
+import { createInterface } from "node:readline/promises";
+import { TARGETS, type Target } from "../config/schema";
+import { checkUp, destroyStack, listEnvironments, Refused, upBranch } from "../lifecycle/environments";
+import { age, isBranchEnvironment, selectForPrune, TAG } from "../lifecycle/policy";
+import { summaryMarkdown } from "../lifecycle/summary";
+import { localContext, workspace } from "../local/workspace";
+import { stackNameForBranch } from "../naming";
+import { currentCommit } from "./git";
+
+export interface LifecycleIo {
+    out(line: string): void;
+    err(line: string): void;
+    env: Readonly<Record<string, string | undefined>>;
+    cwd: string;
+    now(): Date;
+    interactive: boolean;
+}
+
+export class UsageError extends Error {}
+
+function author(env: LifecycleIo["env"], cwd: string): string {
+    const fromCi = env.GITLAB_USER_LOGIN ?? env.GITHUB_ACTOR;
+    if (fromCi) return fromCi;
+    try {
+        return execFileSync("git", ["config", "user.email"], { cwd, encoding: "utf8", stdio: ["ignore", "pipe", "ignore"] }).trim() || userInfo().username;
+    } catch {
+        return userInfo().username;
+    }
+}
+
+export function parseTarget(value: string | undefined): Target | undefined {
+    if (value === undefined) return undefined;
+    if (!(TARGETS as readonly string[]).includes(value)) throw new UsageError(`--target: allowed ${TARGETS.join(" | ")}, given "${value}"`);
+    return value as Target;
+}
+
+export function parseSeconds(value: string | undefined, fallback: number, flag: string): number {
+    if (value === undefined) return fallback;
+    const n = Number(value);
+    if (!Number.isInteger(n) || n < 0 || n > 86_400) throw new UsageError(`${flag}: a whole number of seconds from 0 to 86400, given "${value}"`);
+    return n;
+}
+
+export async function up(root: string, branch: string, o: { target?: Target; summaryFile?: string; lockTimeout: number; json: boolean }, io: LifecycleIo): Promise<number> {
+    checkUp(root, { branch, target: o.target }); // refuse before anything changes
+    const ctx = await localContext(root, io.err, io.env as NodeJS.ProcessEnv);
+    io.err(`dataops: up ${stackNameForBranch(branch)} (branch ${branch})`);
+    const outcome = await upBranch(ctx, {
+        branch,
+        target: o.target,
+        commit: currentCommit(io.env, root),
+        author: author(io.env, io.cwd),
+        lockTimeoutSeconds: o.lockTimeout,
+        now: io.now,
+        serverAdminPassword: io.env.DATAOPS_SERVER_ADMIN_PASSWORD,
+        onOutput: o.json ? undefined : (t) => process.stderr.write(t),
+        log: io.err,
+    });
+    if (o.summaryFile) writeFileSync(o.summaryFile, summaryMarkdown(outcome));
+    if (o.json) io.out(JSON.stringify({ stack: outcome.stack, changes: outcome.changes, tags: outcome.tags, recovered: outcome.recovered, environment: outcome.summary }, null, 2));
+    else {
+        const s = outcome.summary;
+        io.out(`${outcome.stack}: ready — ${s.database} on ${s.host}:${s.port}, expires ${outcome.tags[TAG.expiresAt]}`);
+        for (const [u, x] of Object.entries(s.users)) io.out(`  ${u}: ${x.url}`);
+        io.out(`Destroy it with: npx dataops destroy --branch '${branch}' --yes`);
+    }
+    return 0;
+}
+
+export async function destroy(root: string, branch: string, yes: boolean, io: LifecycleIo): Promise<number> {
+    const name = stackNameForBranch(branch);
+    if (!yes) {
+        if (!io.interactive) throw new Refused(`destroying ${name} needs --yes in a non-interactive shell`);
+        const rl = createInterface({ input: process.stdin, output: process.stderr });
+        const answer = await rl.question(`Destroy ${name} and all its data? Type the stack name to confirm: `);
+        rl.close();
+        if (answer.trim() !== name) throw new Refused(`not confirmed; ${name} was left as it is`);
+    }
+    const ctx = await localContext(root, io.err, io.env as NodeJS.ProcessEnv);
+    const r = await destroyStack(ctx, name, io.err, (t) => process.stderr.write(t));
+    io.out(r.destroyed ? `${name}: destroyed and removed` : `${name}: no such stack; nothing to destroy`);
+    return 0;
+}
+
+export function liveBranches(o: { remote?: string; branchesFrom?: string }, cwd: string): Set<string> | undefined {
+    if (o.branchesFrom !== undefined) {
+        if (!existsSync(o.branchesFrom)) throw new UsageError(`--branches-from: no such file "${o.branchesFrom}"`);
+        return new Set(readFileSync(o.branchesFrom, "utf8").split("\n").map((l) => l.trim()).filter(Boolean));
+    }
+    if (o.remote === undefined) return undefined;
+    let text: string;
+    try {
+        text = execFileSync("git", ["ls-remote", "--heads", o.remote], { cwd, encoding: "utf8", stdio: ["ignore", "pipe", "pipe"] });
+    } catch (e) {
+        throw new Error(`--remote ${o.remote}: git ls-remote failed (${(e as Error).message.split("\n")[0]}); nothing was pruned`);
+    }
+    return new Set(text.split("\n").filter(Boolean).map((l) => l.split("\t")[1].replace(/^refs\/heads\//, "")));
+}
+
+export async function prune(root: string, o: { dryRun: boolean; remote?: string; branchesFrom?: string; json: boolean }, io: LifecycleIo): Promise<number> {
+    const live = liveBranches(o, io.cwd); // read before anything is destroyed: a failure here changes nothing
+    const ctx = await localContext(root, io.err, io.env as NodeJS.ProcessEnv);
+    const ws = await workspace(ctx);
+    const decisions = selectForPrune(await listEnvironments(ws), io.now(), live);
+    const results: Array<(typeof decisions)[number] & { done: boolean; error?: string }> = [];
+    let failed = false;
+    for (const d of decisions) {
+        if (d.action === "keep" || o.dryRun) {
+            results.push({ ...d, done: false });
+            continue;
+        }
+        try {
+            await destroyStack(ctx, d.stack, io.err);
+            results.push({ ...d, done: true });
+        } catch (e) {
+            failed = true;
+            results.push({ ...d, done: false, error: (e as Error).message });
+        }
+    }
+    if (o.json) io.out(JSON.stringify(results, null, 2));
+    else if (results.length === 0) io.out("prune: nothing to prune");
+    else
+        for (const r of results)
+            io.out(`${r.action === "keep" ? "kept     " : o.dryRun ? "would destroy" : r.done ? "destroyed" : "FAILED   "} ${r.stack}: ${r.detail}${r.error ? ` — ${r.error}` : ""}`);
+    return failed ? 1 : 0;
+}
+
+export async function ls(root: string, json: boolean, io: LifecycleIo): Promise<number> {
+    const ctx = await localContext(root, io.err, io.env as NodeJS.ProcessEnv);
+    const stacks = await listEnvironments(await workspace(ctx));
+    const now = io.now();
+    const rows = stacks.map((s) => ({
+        stack: s.name,
+        branch: s.tags[TAG.branch] ?? null,
+        kind: isBranchEnvironment(s) ? "branch" : "other",
+        target: s.tags[TAG.target] ?? null,
+        createdAt: s.tags[TAG.createdAt] ?? null,
+        expiresAt: s.tags[TAG.expiresAt] ?? null,
+        keep: s.tags[TAG.keep] === "true",
+        lastUpdate: s.lastUpdate ?? null,
+        resourceCount: s.resourceCount ?? null,
+    }));
+    if (json) {
+        io.out(JSON.stringify(rows, null, 2));
+        return 0;
+    }
+    io.out(["STACK", "BRANCH", "TARGET", "AGE", "EXPIRES", "LAST UPDATE", "RESOURCES"].join("\t"));
+    for (const r of rows)
+        io.out([r.stack, r.branch ?? "-", r.target ?? "-", age(r.createdAt ?? undefined, now), `${r.expiresAt ?? "-"}${r.keep ? " (kept)" : ""}`, r.lastUpdate ?? "-", String(r.resourceCount ?? "-")].join("\t"));
+    return 0;
+}

@@ -1,0 +1,191 @@
+// The branch lifecycle on the real engine (Automation API): up, destroy, list.
+import { join } from "node:path";
+import { ConcurrentUpdateError, LocalWorkspace, type Stack } from "@pulumi/pulumi/automation";
+import { parseConfig } from "../config/environment";
+import { readStackFile } from "../config/stackFiles";
+import type { DataopsConfig, ServerConnection, Target } from "../config/schema";
+import type { EnvironmentSummary } from "../components/dataPlatform";
+import { ensureEmbeddedServer } from "../local/embedded";
+import { type LocalContext, workspace } from "../local/workspace";
+import { DEVELOPMENT_STACK, PRODUCTION_STACK, stackNameForBranch } from "../naming";
+import { type StackInfo, TAG, upTags } from "./policy";
+
+export class Refused extends Error {}
+
+export interface UpOptions {
+    readonly branch: string;
+    readonly target?: Target;
+    readonly commit: string;
+    readonly author: string;
+    /** How long to wait for another update holding the stack. */
+    readonly lockTimeoutSeconds: number;
+    readonly now: () => Date;
+    /** Admin password of production's shared branch server (branches.server), from the CI variable. */
+    readonly serverAdminPassword?: string;
+    readonly onOutput?: (text: string) => void;
+    readonly log: (line: string) => void;
+}
+
+export interface UpOutcome {
+    readonly stack: string;
+    readonly summary: EnvironmentSummary;
+    readonly changes: Record<string, number>;
+    readonly tags: Record<string, string>;
+    readonly recovered: boolean;
+}
+
+export function productionConfig(root: string): DataopsConfig {
+    return parseConfig(readStackFile(join(root, `Pulumi.${PRODUCTION_STACK}.yaml`)).values, `Pulumi.${PRODUCTION_STACK}.yaml`);
+}
+
+/** Where a branch on the server target runs: production's shared server, or the embedded one. */
+async function serverFor(root: string, policyServer: ServerConnection | undefined, opts: UpOptions): Promise<{ server: ServerConnection; password: string }> {
+    if (policyServer) {
+        if (!opts.serverAdminPassword)
+            throw new Refused("DATAOPS_SERVER_ADMIN_PASSWORD is not set: production's branches.server needs its admin password (define it as a masked CI variable)");
+        return { server: policyServer, password: opts.serverAdminPassword };
+    }
+    const s = await ensureEmbeddedServer(root, opts.log);
+    return { server: { host: s.host, port: s.port, adminUser: s.user, sslMode: "disable" }, password: s.password };
+}
+
+/** Validate everything that can be validated before anything changes. */
+export function checkUp(root: string, opts: Pick<UpOptions, "branch" | "target">): { stack: string; policy: DataopsConfig["branches"] } {
+    const stack = stackNameForBranch(opts.branch);
+    const policy = productionConfig(root).branches;
+    const allowed = policy.allowedTargets ?? [policy.target];
+    if (opts.target && !allowed.includes(opts.target))
+        throw new Refused(`--target ${opts.target} is not allowed by production's branches policy (allowed: ${allowed.join(" | ")})`);
+    return { stack, policy };
+}
+
+export async function upBranch(ctx: LocalContext, opts: UpOptions): Promise<UpOutcome> {
+    const { stack: name, policy } = checkUp(ctx.root, opts);
+    const target = opts.target ?? policy.target;
+    const ws = await workspace(ctx);
+    const existing = (await ws.listStacks()).some((s) => s.name === name);
+    const stack = existing ? await selectStack(ctx, name) : await createStack(ctx, name);
+
+    const config: Record<string, { value: string; secret?: boolean }> = { "dataops:branch": { value: opts.branch } };
+    if (opts.target) config["dataops:target"] = { value: opts.target };
+    if (target === "server") {
+        const { server, password } = await serverFor(ctx.root, policy.server, opts);
+        config["dataops:server"] = { value: JSON.stringify(server) };
+        config["dataops:serverAdminPassword"] = { value: password, secret: true };
+        // No PostgreSQL provider plugin to install or start: objects are made by in-process SQL.
+        config["dataops:sqlEngine"] = { value: "sql" };
+    }
+    await stack.setAllConfig(config);
+
+    const tags = upTags({ branch: opts.branch, commit: opts.commit, author: opts.author, target, ttl: policy.ttl }, opts.now(), existing ? await ws.listTags(name) : {});
+    for (const [k, v] of Object.entries(tags)) await ws.setTag(name, k, v);
+
+    let recovered = false;
+    const result = await withLockWait(ctx, name, opts.lockTimeoutSeconds, opts.log, async () => {
+        recovered = (await clearPendingOperations(stack, opts.log)) || recovered;
+        return stack.up({ color: "never", onOutput: opts.onOutput });
+    });
+    const changes = Object.fromEntries(Object.entries(result.summary.resourceChanges ?? {}).filter(([, n]) => (n ?? 0) > 0)) as Record<string, number>;
+    return { stack: name, summary: result.outputs.environment.value as EnvironmentSummary, changes, tags, recovered };
+}
+
+async function selectStack(ctx: LocalContext, name: string): Promise<Stack> {
+    return LocalWorkspace.selectStack({ stackName: name, workDir: ctx.root }, { pulumiCommand: ctx.pulumi, envVars: ctx.envVars });
+}
+
+async function createStack(ctx: LocalContext, name: string): Promise<Stack> {
+    return LocalWorkspace.createStack({ stackName: name, workDir: ctx.root }, { pulumiCommand: ctx.pulumi, envVars: ctx.envVars });
+}
+
+/**
+ * An update killed halfway leaves pending operations in the state, and the next update
+ * refuses to run. Our objects are created idempotently, so dropping the pending entries
+ * and running again converges on the declared state.
+ */
+export async function clearPendingOperations(stack: Stack, log: (line: string) => void): Promise<boolean> {
+    const state = await stack.exportStack();
+    const deployment = state.deployment as { pending_operations?: unknown[] } | undefined;
+    const pending = deployment?.pending_operations ?? [];
+    if (pending.length === 0) return false;
+    log(`dataops: ${stack.name} has ${pending.length} pending operation(s) from an interrupted update; clearing them and converging`);
+    await stack.importStack({ ...state, deployment: { ...deployment, pending_operations: [] } });
+    return true;
+}
+
+/**
+ * Run `op`; while another update holds the stack, wait (saying so) up to the timeout.
+ * A lock left by a process that died is released instead of waited for.
+ */
+async function withLockWait<T>(ctx: LocalContext, name: string, timeoutSeconds: number, log: (line: string) => void, op: () => Promise<T>): Promise<T> {
+    const deadline = Date.now() + timeoutSeconds * 1000;
+    let said = false;
+    for (;;) {
+        try {
+            return await op();
+        } catch (e) {
+            if (!(e instanceof ConcurrentUpdateError) && !/currently locked|concurrent update/i.test(String(e))) throw e;
+            if (await clearStaleLock(ctx, name, log)) continue;
+            if (Date.now() >= deadline) throw new Error(`${name} is locked by another update and did not become free within ${timeoutSeconds}s; try again later or raise --lock-timeout`);
+            if (!said) log(`dataops: ${name} is being updated by someone else; waiting up to ${timeoutSeconds}s`);
+            said = true;
+            await new Promise((r) => setTimeout(r, 3000));
+        }
+    }
+}
+
+/** A file-backend lock left by a process on this host that no longer exists is stale: cancel it. */
+async function clearStaleLock(ctx: LocalContext, name: string, log: (line: string) => void): Promise<boolean> {
+    const backend = ctx.envVars.PULUMI_BACKEND_URL ?? "";
+    if (!backend.startsWith("file://")) return false;
+    const { readdirSync, readFileSync, existsSync } = await import("node:fs");
+    const { hostname } = await import("node:os");
+    const dir = join(backend.slice("file://".length), ".pulumi", "locks", "organization", "dataops", name);
+    if (!existsSync(dir)) return false;
+    const locks = readdirSync(dir).filter((f) => f.endsWith(".json"));
+    if (locks.length === 0) return false;
+    for (const file of locks) {
+        const lock = JSON.parse(readFileSync(join(dir, file), "utf8")) as { pid?: number; hostname?: string };
+        if (lock.hostname !== hostname() || lock.pid === undefined) return false;
+        try {
+            process.kill(lock.pid, 0);
+            return false; // alive: a real concurrent update
+        } catch {
+            log(`dataops: ${name} was locked by process ${lock.pid}, which is gone; releasing its lock`);
+        }
+    }
+    // `pulumi cancel` on a file backend deletes the lock.
+    await (await selectStack(ctx, name)).cancel();
+    return true;
+}
+
+export type DestroyOutcome = { stack: string; destroyed: boolean };
+
+/** Destroy and remove a branch's stack. Idempotent; refuses anything not made for a branch. */
+export async function destroyBranch(ctx: LocalContext, branch: string, log: (line: string) => void, onOutput?: (t: string) => void): Promise<DestroyOutcome> {
+    return destroyStack(ctx, stackNameForBranch(branch), log, onOutput);
+}
+
+export async function destroyStack(ctx: LocalContext, name: string, log: (line: string) => void, onOutput?: (t: string) => void, lockTimeoutSeconds = 600): Promise<DestroyOutcome> {
+    if (name === PRODUCTION_STACK || name === DEVELOPMENT_STACK) throw new Refused(`${name} is not a branch environment; destroy refuses it (use pulumi directly if you really mean it)`);
+    const ws = await workspace(ctx);
+    if (!(await ws.listStacks()).some((s) => s.name === name)) return { stack: name, destroyed: false };
+    const tags = await ws.listTags(name);
+    if (tags[TAG.kind] !== "branch") throw new Refused(`${name} was not created for a branch (no ${TAG.kind}=branch tag); destroy refuses it`);
+    const stack = await selectStack(ctx, name);
+    // The server (embedded or shared) must be reachable for the database and roles to be dropped.
+    const config = await stack.getAllConfig();
+    if (config["dataops:server"] && JSON.parse(config["dataops:server"].value).host === "localhost") await ensureEmbeddedServer(ctx.root, log);
+    await withLockWait(ctx, name, lockTimeoutSeconds, log, async () => {
+        // A killed first up may have created objects its state never recorded: converge first,
+        // so destroy knows, and drops, everything.
+        if (await clearPendingOperations(stack, log)) await stack.up({ color: "never", onOutput });
+        await stack.destroy({ color: "never", onOutput });
+    });
+    await ws.removeStack(name);
+    return { stack: name, destroyed: true };
+}
+
+export async function listEnvironments(ws: LocalWorkspace): Promise<StackInfo[]> {
+    const stacks = await ws.listStacks();
+    return Promise.all(stacks.map(async (s) => ({ name: s.name, tags: await ws.listTags(s.name), lastUpdate: s.lastUpdate, resourceCount: s.resourceCount })));
+}

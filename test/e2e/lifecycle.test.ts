@@ -1,0 +1,153 @@
+// The branch lifecycle end to end, through the dataops CLI on the real engine and the
+// embedded PostgreSQL: prune (branch gone, TTL passed, kept), destroy idempotent and
+// refusing what is not a branch environment, and an up killed mid-update recovered.
+import { spawn } from "node:child_process";
+import { mkdtempSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join, resolve } from "node:path";
+import { LocalWorkspace } from "@pulumi/pulumi/automation";
+import { Client } from "pg";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { main, type Io } from "../../cli/main";
+import { destroyStack, Refused } from "../../lifecycle/environments";
+import { TAG } from "../../lifecycle/policy";
+import { type EmbeddedServer, ensureEmbeddedServer, stopEmbeddedServer } from "../../local/embedded";
+import { type LocalContext, localContext, workspace } from "../../local/workspace";
+import { stackNameForBranch } from "../../naming";
+
+const root = resolve(__dirname, "..", "..");
+const B = { gone: "e2e/gone", expired: "e2e/expired", kept: "e2e/kept", killed: "e2e/killed" } as const;
+let ctx: LocalContext;
+let server: EmbeddedServer;
+
+function io(now = new Date()): Io & { lines: string[] } {
+    const lines: string[] = [];
+    return { lines, out: (l) => lines.push(l), err: (l) => lines.push(l), env: {}, cwd: root, now: () => now, interactive: false };
+}
+
+async function stacks(): Promise<string[]> {
+    return (await (await workspace(ctx)).listStacks()).map((s) => s.name);
+}
+
+async function databases(): Promise<string[]> {
+    const c = new Client({ host: server.host, port: server.port, user: server.user, password: server.password, database: "postgres" });
+    await c.connect();
+    try {
+        return (await c.query<{ datname: string }>("SELECT datname FROM pg_database WHERE datname LIKE 'br_e2e_%' ORDER BY 1")).rows.map((r) => r.datname);
+    } finally {
+        await c.end();
+    }
+}
+
+beforeAll(async () => {
+    ctx = await localContext(root, (l) => process.stderr.write(`${l}\n`));
+    server = await ensureEmbeddedServer(root);
+    for (const b of Object.values(B)) await main(["destroy", "--branch", b, "--yes"], io());
+});
+
+afterAll(async () => {
+    for (const b of Object.values(B)) await main(["destroy", "--branch", b, "--yes"], io());
+    if (server?.startedNow) await stopEmbeddedServer(root);
+});
+
+describe("prune", () => {
+    it("GIVEN three branch environments WHEN pruned against the branch list THEN the gone and the expired are destroyed and the kept one stays", async () => {
+        for (const b of [B.gone, B.expired, B.kept]) expect(await main(["up", "--branch", b], io())).toBe(0);
+        const ws = await workspace(ctx);
+        const past = "2026-01-01T00:00:00.000Z";
+        await ws.setTag(stackNameForBranch(B.expired), TAG.expiresAt, past);
+        await ws.setTag(stackNameForBranch(B.kept), TAG.expiresAt, past);
+        await ws.setTag(stackNameForBranch(B.kept), TAG.keep, "true");
+        const list = join(mkdtempSync(join(tmpdir(), "dataops-")), "branches.txt");
+        writeFileSync(list, `main\n${B.expired}\n${B.kept}\n`);
+
+        const dry = io();
+        expect(await main(["prune", "--dry-run", "--branches-from", list], dry)).toBe(0);
+        expect(dry.lines.filter((l) => !l.startsWith("engine:"))).toEqual([
+            `would destroy ${stackNameForBranch(B.expired)}: expired ${past}`,
+            `would destroy ${stackNameForBranch(B.gone)}: branch ${B.gone} is gone from the remote`,
+            `kept      ${stackNameForBranch(B.kept)}: expired ${past} (kept: dataops:keep=true)`,
+        ]);
+        expect(await stacks()).toEqual(expect.arrayContaining([B.gone, B.expired, B.kept].map(stackNameForBranch)));
+
+        const run = io();
+        expect(await main(["prune", "--branches-from", list, "--json"], run)).toBe(0);
+        const result = JSON.parse(run.lines.filter((l) => !l.startsWith("engine:")).join("\n")) as Array<{ stack: string; action: string; done: boolean }>;
+        expect(result.map((r) => [r.stack, r.action, r.done])).toEqual([
+            [stackNameForBranch(B.expired), "destroy", true],
+            [stackNameForBranch(B.gone), "destroy", true],
+            [stackNameForBranch(B.kept), "keep", false],
+        ]);
+        const left = await stacks();
+        expect(left).toContain(stackNameForBranch(B.kept));
+        expect(left).not.toContain(stackNameForBranch(B.gone));
+        expect(left).not.toContain(stackNameForBranch(B.expired));
+        expect((await databases()).length).toBe(1);
+    });
+
+    it("GIVEN environments WHEN listed as JSON THEN each has its branch, target, expiry, last update and resource count", async () => {
+        const out = io();
+        expect(await main(["ls", "--json"], out)).toBe(0);
+        const rows = JSON.parse(out.lines.filter((l) => !l.startsWith("engine:")).join("\n")) as Array<Record<string, unknown>>;
+        const kept = rows.find((r) => r.stack === stackNameForBranch(B.kept));
+        expect(kept).toMatchObject({ branch: B.kept, kind: "branch", target: "server", keep: true, expiresAt: "2026-01-01T00:00:00.000Z" });
+        expect(kept?.resourceCount).toBeGreaterThan(60);
+    });
+});
+
+describe("destroy", () => {
+    it("GIVEN a branch WHEN destroyed twice THEN both exit 0 and the second says there was nothing", async () => {
+        const first = io();
+        expect(await main(["destroy", "--branch", B.kept, "--yes"], first)).toBe(0);
+        expect(first.lines).toContain(`${stackNameForBranch(B.kept)}: destroyed and removed`);
+        const second = io();
+        expect(await main(["destroy", "--branch", B.kept, "--yes"], second)).toBe(0);
+        expect(second.lines).toContain(`${stackNameForBranch(B.kept)}: no such stack; nothing to destroy`);
+        expect(await databases()).toEqual([]);
+    });
+
+    it("GIVEN prod, dev or a stack not made for a branch WHEN destroy is asked THEN it refuses and the stack stays", async () => {
+        await expect(destroyStack(ctx, "prod", () => undefined)).rejects.toThrow(new Refused("prod is not a branch environment; destroy refuses it (use pulumi directly if you really mean it)"));
+        await expect(destroyStack(ctx, "dev", () => undefined)).rejects.toThrow(Refused);
+        const manual = "br-made-by-hand";
+        await LocalWorkspace.createStack({ stackName: manual, workDir: root }, { pulumiCommand: ctx.pulumi, envVars: ctx.envVars });
+        try {
+            await expect(destroyStack(ctx, manual, () => undefined)).rejects.toThrow(`${manual} was not created for a branch (no dataops:kind=branch tag); destroy refuses it`);
+            expect(await stacks()).toContain(manual);
+        } finally {
+            await (await workspace(ctx)).removeStack(manual);
+        }
+    });
+});
+
+describe("an interrupted up", () => {
+    it("GIVEN an up killed mid-update WHEN up runs again THEN it recovers the stack and converges", async () => {
+        const child = spawn(process.execPath, [join(root, "bin", "dataops.js"), "up", "--branch", B.killed], { cwd: root, detached: true, stdio: ["ignore", "ignore", "pipe"] });
+        let seen = "";
+        await new Promise<void>((done, fail) => {
+            const timer = setTimeout(() => fail(new Error(`the update never started creating grants:\n${seen.slice(-2000)}`)), 300_000);
+            child.stderr.on("data", (chunk: Buffer) => {
+                seen += chunk.toString();
+                if (/SqlGrant .* created/.test(seen)) {
+                    clearTimeout(timer);
+                    // The whole process group: the CLI, the engine and the program.
+                    process.kill(-child.pid!, "SIGKILL");
+                    done();
+                }
+            });
+        });
+        await new Promise((r) => child.once("exit", r));
+
+        const again = io();
+        expect(await main(["up", "--branch", B.killed, "--json"], again)).toBe(0);
+        const text = again.lines.join("\n");
+        expect(text).toMatch(/pending operation\(s\) from an interrupted update; clearing them and converging|was locked by process \d+, which is gone/);
+        const json = JSON.parse(again.lines.filter((l) => l.startsWith("{") || !/^(engine:|dataops:|embedded)/.test(l)).join("\n")) as { recovered: boolean; environment: { database: string } };
+        expect(json.recovered).toBe(true);
+        expect(await databases()).toEqual([json.environment.database]);
+        // And it is whole: a further up changes nothing.
+        const third = io();
+        expect(await main(["up", "--branch", B.killed, "--json"], third)).toBe(0);
+        expect((JSON.parse(third.lines.filter((l) => !/^(engine:|dataops:|embedded)/.test(l)).join("\n")) as { changes: Record<string, number> }).changes).toEqual({ same: expect.any(Number) });
+    });
+});

@@ -45,7 +45,7 @@ export function parseSeconds(value: string | undefined, fallback: number, flag: 
     return n;
 }
 
-export async function up(root: string, branch: string, o: { target?: Target; summaryFile?: string; lockTimeout: number; json: boolean }, io: LifecycleIo): Promise<number> {
+export async function up(root: string, branch: string, o: { target?: Target; summaryFile?: string; lockTimeout: number; json: boolean; embedded?: boolean }, io: LifecycleIo): Promise<number> {
     checkUp(root, { branch, target: o.target }); // refuse before anything changes
     const ctx = await localContext(root, io.err, io.env as NodeJS.ProcessEnv);
     io.err(`dataops: up ${stackNameForBranch(branch)} (branch ${branch})`);
@@ -57,6 +57,7 @@ export async function up(root: string, branch: string, o: { target?: Target; sum
         lockTimeoutSeconds: o.lockTimeout,
         now: io.now,
         serverAdminPassword: io.env.DATAOPS_SERVER_ADMIN_PASSWORD,
+        embedded: o.embedded,
         onOutput: o.json ? undefined : (t) => process.stderr.write(t),
         log: io.err,
     });

@@ -91,7 +91,7 @@ const commands: Record<string, Command> = {
                 return EXIT.usage;
             }
             const root = projectRoot();
-            if (action === "up") return up(root, branch, { lockTimeout: 600, json: false }, lifecycleIo(io));
+            if (action === "up") return up(root, branch, { lockTimeout: 600, json: false, embedded: true }, lifecycleIo(io));
             await devDown(root, branch, io, { keepServer: values["keep-server"] === true });
             return EXIT.ok;
         },
@@ -99,20 +99,22 @@ const commands: Record<string, Command> = {
     up: {
         summary: "Create or update the branch's environment",
         usage: [
-            "dataops up [--branch B] [--target server|docker|aws] [--summary-file FILE] [--lock-timeout SECONDS] [--json]",
+            "dataops up [--branch B] [--target server|docker|aws] [--embedded] [--summary-file FILE] [--lock-timeout SECONDS] [--json]",
             "",
             "Selects or creates the branch's stack, tags it (branch, commit, author, created-at,",
             "expires-at renewed from the TTL policy), recovers an interrupted update, waits while",
             "another update holds the stack (default 600 s), runs the update with live progress and",
             "prints the environment. --summary-file writes Markdown for a merge-request comment.",
-            "--target must be allowed by production's branches.allowedTargets.",
+            "--target must be allowed by production's branches.allowedTargets. On the server target the",
+            "environment goes to production's branches.server (admin password: DATAOPS_SERVER_ADMIN_PASSWORD),",
+            "or to the embedded local PostgreSQL when there is none or --embedded is given.",
         ].join("\n"),
         async run(args, io) {
-            const { values } = parse(args, { branch: { type: "string" }, target: { type: "string" }, "summary-file": { type: "string" }, "lock-timeout": { type: "string" }, json: { type: "boolean" } }, 0);
-            const v = values as { branch?: string; target?: string; "summary-file"?: string; "lock-timeout"?: string; json?: boolean };
+            const { values } = parse(args, { branch: { type: "string" }, target: { type: "string" }, embedded: { type: "boolean" }, "summary-file": { type: "string" }, "lock-timeout": { type: "string" }, json: { type: "boolean" } }, 0);
+            const v = values as { branch?: string; target?: string; embedded?: boolean; "summary-file"?: string; "lock-timeout"?: string; json?: boolean };
             const target = parseTarget(v.target);
             const lockTimeout = parseSeconds(v["lock-timeout"], 600, "--lock-timeout");
-            return up(projectRoot(), branchOf(v.branch, io, "up"), { target, summaryFile: v["summary-file"], lockTimeout, json: v.json === true }, lifecycleIo(io));
+            return up(projectRoot(), branchOf(v.branch, io, "up"), { target, summaryFile: v["summary-file"], lockTimeout, json: v.json === true, embedded: v.embedded === true }, lifecycleIo(io));
         },
     },
     destroy: {

@@ -22,6 +22,8 @@ export interface UpOptions {
     readonly now: () => Date;
     /** Admin password of production's shared branch server (branches.server), from the CI variable. */
     readonly serverAdminPassword?: string;
+    /** Use the embedded local PostgreSQL even when production names a shared branch server (`npm run up`). */
+    readonly embedded?: boolean;
     readonly onOutput?: (text: string) => void;
     readonly log: (line: string) => void;
 }
@@ -69,7 +71,7 @@ export async function upBranch(ctx: LocalContext, opts: UpOptions): Promise<UpOu
     const config: Record<string, { value: string; secret?: boolean }> = { "dataops:branch": { value: opts.branch } };
     if (opts.target) config["dataops:target"] = { value: opts.target };
     if (target === "server") {
-        const { server, password } = await serverFor(ctx.root, policy.server, opts);
+        const { server, password } = await serverFor(ctx.root, opts.embedded ? undefined : policy.server, opts);
         config["dataops:server"] = { value: JSON.stringify(server) };
         config["dataops:serverAdminPassword"] = { value: password, secret: true };
         // No PostgreSQL provider plugin to install or start: objects are made by in-process SQL.
@@ -94,7 +96,7 @@ async function selectStack(ctx: LocalContext, name: string): Promise<Stack> {
 }
 
 async function createStack(ctx: LocalContext, name: string): Promise<Stack> {
-    return LocalWorkspace.createStack({ stackName: name, workDir: ctx.root }, { pulumiCommand: ctx.pulumi, envVars: ctx.envVars });
+    return LocalWorkspace.createStack({ stackName: name, workDir: ctx.root }, { pulumiCommand: ctx.pulumi, envVars: ctx.envVars, secretsProvider: ctx.secretsProvider });
 }
 
 /**
@@ -174,7 +176,7 @@ export async function destroyStack(ctx: LocalContext, name: string, log: (line: 
     const stack = await selectStack(ctx, name);
     // The server (embedded or shared) must be reachable for the database and roles to be dropped.
     const config = await stack.getAllConfig();
-    if (config["dataops:server"] && JSON.parse(config["dataops:server"].value).host === "localhost") await ensureEmbeddedServer(ctx.root, log);
+    if (config["dataops:server"] && (JSON.parse(config["dataops:server"].value) as { host: string }).host === "localhost") await ensureEmbeddedServer(ctx.root, log);
     await withLockWait(ctx, name, lockTimeoutSeconds, log, async () => {
         // A killed first up may have created objects its state never recorded: converge first,
         // so destroy knows, and drops, everything.

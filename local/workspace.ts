@@ -12,6 +12,8 @@ export interface LocalContext {
     readonly root: string;
     readonly pulumi: PulumiCommand;
     readonly envVars: Record<string, string>;
+    /** A team's secrets provider for new stacks (e.g. awskms://…); the passphrase provider when absent. */
+    readonly secretsProvider?: string;
 }
 
 /**
@@ -50,10 +52,11 @@ export async function localContext(root: string, log: (line: string) => void = (
     if (!env.PULUMI_BACKEND_URL) mkdirSync(state, { recursive: true });
     const backend = env.PULUMI_BACKEND_URL ?? `file://${state}`;
     if (backend.startsWith("file://")) repairFileState(backend.slice("file://".length), log);
-    const hasPassphrase = env.PULUMI_CONFIG_PASSPHRASE !== undefined || env.PULUMI_CONFIG_PASSPHRASE_FILE !== undefined;
+    const hasPassphrase = env.PULUMI_CONFIG_PASSPHRASE !== undefined || env.PULUMI_CONFIG_PASSPHRASE_FILE !== undefined || !!env.PULUMI_SECRETS_PROVIDER;
     return {
         root,
         pulumi,
+        secretsProvider: env.PULUMI_SECRETS_PROVIDER || undefined,
         envVars: {
             PULUMI_BACKEND_URL: env.PULUMI_BACKEND_URL ?? `file://${state}`,
             // Local stacks only: their secrets (admin and generated passwords) are encrypted with this.

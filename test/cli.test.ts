@@ -48,6 +48,10 @@ const HELP = [
     "Commands:",
     "  stack-name  Print the Pulumi stack name of a branch",
     "  dev         Bring the current branch's environment up or down on the embedded PostgreSQL",
+    "  up          Create or update the branch's environment",
+    "  destroy     Destroy the branch's environment and remove its stack",
+    "  prune       Destroy branch environments whose TTL passed or whose branch is gone",
+    "  ls          List environments with branch, target, age, expiry, last update and resources",
 ].join("\n");
 
 describe("dataops stack-name", () => {
@@ -147,7 +151,7 @@ describe("dataops", () => {
         expect(await run(["deploy", "--now"])).toEqual({
             code: 2,
             out: [],
-            err: [`dataops: unknown command "deploy" (allowed: stack-name, dev)`, "Run dataops --help for the list."],
+            err: [`dataops: unknown command "deploy" (allowed: stack-name, dev, up, destroy, prune, ls)`, "Run dataops --help for the list."],
         });
     });
 });

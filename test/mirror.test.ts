@@ -168,10 +168,18 @@ describe("refusals", () => {
     });
 
     it("refuses a server branch with no server", () => {
-        expect(refusal(branchInput({ branch: "feature/a" }))).toEqual([
+        const { server: _shared, ...policyWithoutServer } = production.branches as Record<string, unknown>;
+        const noShared = { ...production, branches: policyWithoutServer };
+        expect(refusal(branchInput({ branch: "feature/a" }, noShared))).toEqual([
             "dataops:server: a branch on the server target needs a server: set branches.server in Pulumi.prod.yaml, or run `npm run up` (the embedded default sets dataops:server)",
         ]);
-        expect(() => deriveBranchConfig(prod)).toThrow(MirrorError);
+        expect(() => deriveBranchConfig(parseConfig(noShared, "Pulumi.prod.yaml"))).toThrow(MirrorError);
+    });
+
+    it("uses production's shared branch server when the branch stack names none", () => {
+        const env = resolveEnvironment(branchInput({ branch: "feature/a" }));
+        expect(env.config.warehouse.server).toEqual({ host: "branches-pg.internal.acme.example", port: 5432, adminUser: "dataops_admin", sslMode: "require" });
+        expect(env.differences.find((d) => d.path === "warehouse.server")?.reason).toBe("branches.server");
     });
 
     it("refuses branch and target on prod and dev", () => {

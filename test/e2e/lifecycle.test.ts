@@ -52,7 +52,7 @@ afterAll(async () => {
 
 describe("prune", () => {
     it("GIVEN three branch environments WHEN pruned against the branch list THEN the gone and the expired are destroyed and the kept one stays", async () => {
-        for (const b of [B.gone, B.expired, B.kept]) expect(await main(["up", "--branch", b], io())).toBe(0);
+        for (const b of [B.gone, B.expired, B.kept]) expect(await main(["up", "--embedded", "--branch", b], io())).toBe(0);
         const ws = await workspace(ctx);
         const past = "2026-01-01T00:00:00.000Z";
         await ws.setTag(stackNameForBranch(B.expired), TAG.expiresAt, past);
@@ -122,7 +122,7 @@ describe("destroy", () => {
 
 describe("an interrupted up", () => {
     it("GIVEN an up killed mid-update WHEN up runs again THEN it recovers the stack and converges", async () => {
-        const child = spawn(process.execPath, [join(root, "bin", "dataops.js"), "up", "--branch", B.killed], { cwd: root, detached: true, stdio: ["ignore", "ignore", "pipe"] });
+        const child = spawn(process.execPath, [join(root, "bin", "dataops.js"), "up", "--embedded", "--branch", B.killed], { cwd: root, detached: true, stdio: ["ignore", "ignore", "pipe"] });
         let seen = "";
         await new Promise<void>((done, fail) => {
             const timer = setTimeout(() => fail(new Error(`the update never started creating grants:\n${seen.slice(-2000)}`)), 300_000);
@@ -139,7 +139,7 @@ describe("an interrupted up", () => {
         await new Promise((r) => child.once("exit", r));
 
         const again = io();
-        expect(await main(["up", "--branch", B.killed, "--json"], again)).toBe(0);
+        expect(await main(["up", "--embedded", "--branch", B.killed, "--json"], again)).toBe(0);
         const text = again.lines.join("\n");
         expect(text).toMatch(/pending operation\(s\) from an interrupted update; clearing them and converging|was locked by process \d+, which is gone/);
         const json = JSON.parse(again.lines.filter((l) => l.startsWith("{") || !/^(engine:|dataops:|embedded)/.test(l)).join("\n")) as { recovered: boolean; environment: { database: string } };
@@ -147,7 +147,7 @@ describe("an interrupted up", () => {
         expect(await databases()).toEqual([json.environment.database]);
         // And it is whole: a further up changes nothing.
         const third = io();
-        expect(await main(["up", "--branch", B.killed, "--json"], third)).toBe(0);
+        expect(await main(["up", "--embedded", "--branch", B.killed, "--json"], third)).toBe(0);
         expect((JSON.parse(third.lines.filter((l) => !/^(engine:|dataops:|embedded)/.test(l)).join("\n")) as { changes: Record<string, number> }).changes).toEqual({ same: expect.any(Number) });
     });
 });

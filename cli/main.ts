@@ -7,6 +7,7 @@ import { BRANCH_SOURCES, currentBranch } from "./git";
 import { devDown } from "./dev";
 import { destroy, ls, parseSeconds, parseTarget, prune, up, UsageError } from "./lifecycle";
 import { Refused } from "../lifecycle/environments";
+import { AUDIT_SUMMARY, AUDIT_USAGE, runAudit } from "../audit";
 
 export const EXIT = { ok: 0, failed: 1, usage: 2 } as const;
 
@@ -146,6 +147,11 @@ const commands: Record<string, Command> = {
             if (v.remote !== undefined && v["branches-from"] !== undefined) throw new UsageError("give only one of --remote and --branches-from");
             return prune(projectRoot(), { dryRun: v["dry-run"] === true, remote: v.remote, branchesFrom: v["branches-from"], json: v.json === true }, lifecycleIo(io));
         },
+    },
+    audit: {
+        summary: AUDIT_SUMMARY,
+        usage: AUDIT_USAGE,
+        run: (args, io) => runAudit(projectRoot(), args, io),
     },
     ls: {
         summary: "List environments with branch, target, age, expiry, last update and resources",

@@ -51,6 +51,7 @@ const HELP = [
     "  up          Create or update the branch's environment",
     "  destroy     Destroy the branch's environment and remove its stack",
     "  prune       Destroy branch environments whose TTL passed or whose branch is gone",
+    "  audit       Check the stack files: validation, policies, the branch mirror diff and the access diff",
     "  ls          List environments with branch, target, age, expiry, last update and resources",
 ].join("\n");
 
@@ -151,7 +152,7 @@ describe("dataops", () => {
         expect(await run(["deploy", "--now"])).toEqual({
             code: 2,
             out: [],
-            err: [`dataops: unknown command "deploy" (allowed: stack-name, dev, up, destroy, prune, ls)`, "Run dataops --help for the list."],
+            err: [`dataops: unknown command "deploy" (allowed: stack-name, dev, up, destroy, prune, audit, ls)`, "Run dataops --help for the list."],
         });
     });
 });

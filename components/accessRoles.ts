@@ -49,8 +49,13 @@ export interface AccessRolesArgs {
     readonly loaders: ReadonlyArray<{ name: string; schema: string }>;
     readonly pg: PgObjects;
     readonly grants: GrantQueue;
-    /** Resources the grants must wait for (schemas, loader roles). */
-    readonly dependsOn?: pulumi.Input<pulumi.Resource>[];
+    /**
+     * The resource that creates each schema, and each loader's role. A grant waits for exactly its
+     * schema (and a default privilege for its creator role), not for whole components: every
+     * dependency is stored with every resource, and the state is rewritten after each operation.
+     */
+    readonly schemaResources: Readonly<Record<string, pulumi.Resource>>;
+    readonly loaderRoles: Readonly<Record<string, pulumi.Resource>>;
 }
 
 export class AccessRoles extends pulumi.ComponentResource {
@@ -64,8 +69,12 @@ export class AccessRoles extends pulumi.ComponentResource {
 
     constructor(name: string, args: AccessRolesArgs, opts: pulumi.ComponentResourceOptions = {}) {
         super("dataops:access:AccessRoles", name, {}, opts);
-        const o = { parent: this, dependsOn: args.dependsOn };
+        const o = { parent: this };
         const pg = args.pg;
+        const on = (schema: string, ...more: (pulumi.Resource | undefined)[]) => ({
+            ...o,
+            dependsOn: [args.schemaResources[schema], ...more].filter((r): r is pulumi.Resource => r !== undefined),
+        });
         const q = args.grants;
         this.matrix = accessMatrix(args.access, args.schemas, args.loaders);
         this.roleNames = {};
@@ -84,9 +93,9 @@ export class AccessRoles extends pulumi.ComponentResource {
                 const grantee = roles[role].name;
                 const write = access === "write";
                 const at = (kind: string) => `${name}-${role}-${kind}-${schema}`;
-                q.push(`schema:${schema}`, pg.grant(at("schema"), { database: args.database, role: grantee, schema, objectType: "schema", privileges: [...(write ? WRITE_SCHEMA : READ_SCHEMA)] }, q.after(`schema:${schema}`, o)));
-                q.push(`tables:${schema}`, pg.grant(at("tables"), { database: args.database, role: grantee, schema, objectType: "table", privileges: [...(write ? WRITE_TABLE : READ_TABLE)] }, q.after(`tables:${schema}`, o)));
-                if (write) q.push(`sequences:${schema}`, pg.grant(at("sequences"), { database: args.database, role: grantee, schema, objectType: "sequence", privileges: [...WRITE_SEQUENCE] }, q.after(`sequences:${schema}`, o)));
+                q.push(`schema:${schema}`, pg.grant(at("schema"), { database: args.database, role: grantee, schema, objectType: "schema", privileges: [...(write ? WRITE_SCHEMA : READ_SCHEMA)] }, q.after(`schema:${schema}`, on(schema))));
+                q.push(`tables:${schema}`, pg.grant(at("tables"), { database: args.database, role: grantee, schema, objectType: "table", privileges: [...(write ? WRITE_TABLE : READ_TABLE)] }, q.after(`tables:${schema}`, on(schema))));
+                if (write) q.push(`sequences:${schema}`, pg.grant(at("sequences"), { database: args.database, role: grantee, schema, objectType: "sequence", privileges: [...WRITE_SEQUENCE] }, q.after(`sequences:${schema}`, on(schema))));
                 // Tables created later by another writer of this schema (a loader, the transformer) must be readable too.
                 for (const creator of creators(this.matrix, schema).filter((c) => c !== role)) {
                     const key = `defaults:${creator}:${schema}`;
@@ -97,7 +106,7 @@ export class AccessRoles extends pulumi.ComponentResource {
                         schema,
                         objectType: "table",
                         privileges: [...(write ? WRITE_TABLE : READ_TABLE)],
-                    }, q.after(key, o)));
+                    }, q.after(key, on(schema, creator.startsWith("loader_") ? args.loaderRoles[creator.slice("loader_".length)] : roles[creator]))));
                 }
             }
         }
@@ -120,7 +129,7 @@ export class AccessRoles extends pulumi.ComponentResource {
                 password: password.value,
                 roles: memberOf,
                 assumeRole: writers.length === 1 ? (writers[0] === "owner" ? args.ownerRole : this.roleNames[writers[0]]) : undefined,
-            }, { ...o, dependsOn: [...(args.dependsOn ?? []), ...Object.values(roles)] });
+            }, { ...o, dependsOn: Object.values(roles) });
         }
         this.userPasswords = pulumi.secret(pulumi.all(passwords));
 

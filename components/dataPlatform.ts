@@ -143,7 +143,8 @@ export class DataPlatform extends pulumi.ComponentResource {
                     aws: loaderNetwork ? { clusterArn: loaderNetwork.cluster.arn, subnetIds: w.aws!.subnetIds, securityGroupId: loaderNetwork.sg.id, region: w.aws!.region } : undefined,
                     tags,
                 },
-                { parent: this, dependsOn: [this.database] },
+                // Its schema and grants take the database's name and owner as outputs: that is the dependency.
+                parent,
             );
         }
 
@@ -159,7 +160,8 @@ export class DataPlatform extends pulumi.ComponentResource {
                 loaders: loaderList,
                 pg,
                 grants,
-                dependsOn: [this.database, ...Object.values(this.loaders)],
+                schemaResources: { ...this.database.schemas, ...Object.fromEntries(c.loaders.map((l) => [loaderSchema(l), this.loaders[l.name].schema])) },
+                loaderRoles: Object.fromEntries(c.loaders.map((l) => [l.name, this.loaders[l.name].role])),
             },
             parent,
         );

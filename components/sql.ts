@@ -6,30 +6,36 @@
 // checked against a fixed list, so no config text reaches SQL unescaped.
 import * as pulumi from "@pulumi/pulumi";
 import type { AdminConnection } from "./generated";
-import * as ops from "./sqlOps";
 
 export interface SqlInputs {
     connection: AdminConnection;
     [key: string]: unknown;
 }
 
-// The provider object is serialized into state and run by Pulumi's dynamic provider
-// host; `ops` is captured with it (a local module is serialized by value, and `pg`
-// inside it is required again by name in the provider host).
+// The provider object is serialized into the state of every resource that uses it, and
+// the file backend rewrites the whole state after each operation. So it stays a few
+// lines: the statements (components/sqlOps.ts) are loaded by path in the provider host,
+// which runs in the project folder, instead of being serialized by value into every
+// resource (14 KB each, twice: that made updates grow with the square of the loaders).
+function ops(): typeof import("./sqlOps") {
+    require("tsx/cjs");
+    return require(require("path").join(process.cwd(), "components", "sqlOps.ts"));
+}
+
 const sqlProvider: pulumi.dynamic.ResourceProvider = {
     async create(inputs: SqlInputs) {
-        const id = await ops.apply(inputs, undefined);
+        const id = await ops().apply(inputs, undefined);
         return { id, outs: inputs };
     },
     async diff(_id: string, olds: SqlInputs, news: SqlInputs) {
-        return ops.diff(olds, news);
+        return ops().diff(olds, news);
     },
     async update(_id: string, olds: SqlInputs, news: SqlInputs) {
-        await ops.apply(news, olds);
+        await ops().apply(news, olds);
         return { outs: news };
     },
     async delete(_id: string, olds: SqlInputs) {
-        await ops.remove(olds);
+        await ops().remove(olds);
     },
 };
 

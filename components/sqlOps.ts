@@ -86,18 +86,40 @@ async function applyRole(i: Inputs, olds?: Inputs): Promise<string> {
 
 async function removeRole(i: Inputs): Promise<void> {
     const name = str(i.name, "name");
-    const databases = await withClient(i.connection, "postgres", async (c) => {
-        if ((await c.query("SELECT 1 FROM pg_roles WHERE rolname = $1", [name])).rowCount === 0) return [];
-        return (await c.query<{ datname: string }>("SELECT datname FROM pg_database WHERE datallowconn AND NOT datistemplate")).rows.map((r) => r.datname);
-    });
-    // A role that owns tables (a loader's) cannot be dropped; hand them to the admin and drop them, in every database.
-    for (const db of databases) {
-        await withClient(i.connection, db, async (c) => {
-            await c.query(`REASSIGN OWNED BY ${c.escapeIdentifier(name)} TO CURRENT_USER`);
-            await c.query(`DROP OWNED BY ${c.escapeIdentifier(name)}`);
+    // Other objects of the environment go at the same time (a database may be dropped while we
+    // look), so: hand over and drop what the role owns in every database that still exists, then
+    // drop the role; if a database that was still dropping held a dependent, go round again.
+    for (let attempt = 1; ; attempt++) {
+        const databases = await withClient(i.connection, "postgres", async (c) => {
+            if ((await c.query("SELECT 1 FROM pg_roles WHERE rolname = $1", [name])).rowCount === 0) return undefined;
+            return (await c.query<{ datname: string }>("SELECT datname FROM pg_database WHERE datallowconn AND NOT datistemplate")).rows.map((r) => r.datname);
         });
+        if (databases === undefined) return;
+        for (const db of databases) {
+            // A role that owns tables (a loader's) cannot be dropped; hand them to the admin and drop them.
+            await withClient(i.connection, db, async (c) => {
+                await c.query(`REASSIGN OWNED BY ${c.escapeIdentifier(name)} TO CURRENT_USER`);
+                await c.query(`DROP OWNED BY ${c.escapeIdentifier(name)}`);
+            }).catch(ignore(DATABASE_GONE));
+        }
+        try {
+            await withClient(i.connection, "postgres", (c) => c.query(`DROP ROLE IF EXISTS ${c.escapeIdentifier(name)}`));
+            return;
+        } catch (e) {
+            if ((e as { code?: string }).code !== DEPENDENTS || attempt >= 5) throw e;
+            await new Promise((r) => setTimeout(r, 200 * attempt));
+        }
     }
-    await withClient(i.connection, "postgres", (c) => c.query(`DROP ROLE IF EXISTS ${c.escapeIdentifier(name)}`));
+}
+
+// SQLSTATE 3D000: the database does not exist (dropped meanwhile). 2BP01: dependent objects still exist.
+const DATABASE_GONE = "3D000";
+const DEPENDENTS = "2BP01";
+
+function ignore(code: string) {
+    return (e: { code?: string }) => {
+        if (e.code !== code) throw e;
+    };
 }
 
 async function applyDatabase(i: Inputs): Promise<string> {
@@ -140,7 +162,9 @@ async function removeSchema(i: Inputs): Promise<void> {
     await withClient(i.connection, "postgres", async (c) => {
         const exists = (await c.query("SELECT 1 FROM pg_database WHERE datname = $1", [database])).rowCount === 1;
         if (!exists) return;
-        await withClient(i.connection, database, (d) => d.query(`DROP SCHEMA IF EXISTS ${d.escapeIdentifier(str(i.name, "name"))} ${i.dropCascade === true ? "CASCADE" : "RESTRICT"}`));
+        await withClient(i.connection, database, (d) => d.query(`DROP SCHEMA IF EXISTS ${d.escapeIdentifier(str(i.name, "name"))} ${i.dropCascade === true ? "CASCADE" : "RESTRICT"}`)).catch(
+            ignore(DATABASE_GONE),
+        );
     });
 }
 
@@ -225,9 +249,9 @@ export async function remove(i: Inputs): Promise<void> {
     }
 }
 
-// 3F000: schema does not exist (dropped with its database's contents).
+// 3F000: the schema does not exist (dropped with its database's contents); 3D000: nor the database.
 function ignoreMissing(e: { code?: string }): void {
-    if (e.code !== "3F000") throw e;
+    if (e.code !== "3F000" && e.code !== DATABASE_GONE) throw e;
 }
 
 export function diff(olds: Inputs, news: Inputs): { changes: boolean; replaces: string[]; deleteBeforeReplace: boolean } {

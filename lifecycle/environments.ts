@@ -1,6 +1,6 @@
 // The branch lifecycle on the real engine (Automation API): up, destroy, list.
 import { join } from "node:path";
-import { ConcurrentUpdateError, LocalWorkspace, type Stack } from "@pulumi/pulumi/automation";
+import { ConcurrentUpdateError, LocalWorkspace, type Stack, StackNotFoundError } from "@pulumi/pulumi/automation";
 import { parseConfig } from "../config/environment";
 import { readStackFile } from "../config/stackFiles";
 import type { DataopsConfig, ServerConnection, Target } from "../config/schema";
@@ -11,6 +11,9 @@ import { DEVELOPMENT_STACK, PRODUCTION_STACK, stackNameForBranch } from "../nami
 import { type StackInfo, TAG, upTags } from "./policy";
 
 export class Refused extends Error {}
+
+/** How the engine refuses a stack that an interrupted update left with pending operations. */
+const PENDING = /pending operation/i;
 
 export interface UpOptions {
     readonly branch: string;
@@ -65,8 +68,12 @@ export async function upBranch(ctx: LocalContext, opts: UpOptions): Promise<UpOu
     const { stack: name, policy } = checkUp(ctx.root, opts);
     const target = opts.target ?? policy.target;
     const ws = await workspace(ctx);
-    const existing = (await ws.listStacks()).some((s) => s.name === name);
-    const stack = existing ? await selectStack(ctx, name) : await createStack(ctx, name);
+    // Select first, create only when missing: one engine call for the common case (a later push).
+    const found = await selectStack(ctx, name).catch((e: unknown) => {
+        if (e instanceof StackNotFoundError) return undefined;
+        throw e;
+    });
+    const stack = found ?? (await createStack(ctx, name));
 
     const config: Record<string, { value: string; secret?: boolean }> = { "dataops:branch": { value: opts.branch } };
     if (opts.target) config["dataops:target"] = { value: opts.target };
@@ -79,14 +86,28 @@ export async function upBranch(ctx: LocalContext, opts: UpOptions): Promise<UpOu
     }
     await stack.setAllConfig(config);
 
-    const tags = upTags({ branch: opts.branch, commit: opts.commit, author: opts.author, target, ttl: policy.ttl }, opts.now(), existing ? await ws.listTags(name) : {});
-    for (const [k, v] of Object.entries(tags)) await ws.setTag(name, k, v);
+    // Each tag is one engine call: write only those that changed (on a later push, the expiry and commit).
+    const existingTags = found ? await ws.listTags(name) : {};
+    const tags = upTags({ branch: opts.branch, commit: opts.commit, author: opts.author, target, ttl: policy.ttl }, opts.now(), existingTags);
+    for (const [k, v] of Object.entries(tags)) if (existingTags[k] !== v) await ws.setTag(name, k, v);
 
+    // Recovery is paid for only when needed: try the update, and clear an interrupted
+    // update's leftovers (pending operations, a dead process's lock) when it is refused.
     let recovered = false;
     const result = await withLockWait(ctx, name, opts.lockTimeoutSeconds, opts.log, async () => {
-        recovered = (await clearPendingOperations(stack, opts.log)) || recovered;
-        return stack.up({ color: "never", onOutput: opts.onOutput });
+        try {
+            return await stack.up({ color: "never", onOutput: opts.onOutput });
+        } catch (e) {
+            if (!PENDING.test(String(e)) || !(await clearPendingOperations(stack, opts.log))) throw e;
+            recovered = true;
+            return stack.up({ color: "never", onOutput: opts.onOutput });
+        }
     });
+    // Some engine versions only warn about another run's pending operations and converge anyway.
+    if (!recovered && PENDING.test(result.stdout)) {
+        recovered = true;
+        opts.log(`dataops: ${name} had pending operations from an interrupted update; this update converged them`);
+    }
     const changes = Object.fromEntries(Object.entries(result.summary.resourceChanges ?? {}).filter(([, n]) => (n ?? 0) > 0)) as Record<string, number>;
     return { stack: name, summary: result.outputs.environment.value as EnvironmentSummary, changes, tags, recovered };
 }

@@ -4,6 +4,7 @@
 import { spawnSync } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { existsSync, mkdirSync, readdirSync, readFileSync, statSync, unlinkSync, writeFileSync } from "node:fs";
+import { homedir } from "node:os";
 import { dirname, join } from "node:path";
 import { LocalWorkspace, PulumiCommand, type Stack } from "@pulumi/pulumi/automation";
 import { type EmbeddedServer, ensureEmbeddedServer, localDir } from "./embedded";
@@ -21,6 +22,9 @@ export interface LocalContext {
  * download, or built from Go modules) and fail with its own explanation when it cannot.
  */
 export async function ensureEngine(root: string, log: (line: string) => void): Promise<PulumiCommand> {
+    // Fast path: the bootstrap's stamp says the pinned engine is installed (saves a Node start).
+    const cached = installedEngine(root);
+    if (cached) return PulumiCommand.get({ root: dirname(cached), skipVersionCheck: false });
     const r = spawnSync(process.execPath, [join(root, "scripts", "engine.mjs"), "ensure", "--print-path"], {
         cwd: root,
         encoding: "utf8",
@@ -32,6 +36,20 @@ export async function ensureEngine(root: string, log: (line: string) => void): P
     if (r.status !== 0 || !bin) throw new Error(`the Pulumi engine is not available (scripts/engine.mjs ensure exited ${r.status}); see the lines above`);
     // PulumiCommand.get wants the folder above bin/ and checks the version against the SDK's minimum.
     return PulumiCommand.get({ root: dirname(bin), skipVersionCheck: false });
+}
+
+/** The bin folder of the pinned engine, when scripts/engine.mjs recorded installing exactly it. */
+function installedEngine(root: string): string | undefined {
+    const pins = JSON.parse(readFileSync(join(root, "engine", "versions.json"), "utf8")) as { pulumi: string; languageNodejs: string };
+    const home = process.env.PULUMI_HOME ?? join(homedir(), ".pulumi");
+    const bin = join(home, "versions", pins.pulumi, "bin");
+    try {
+        const stamp = JSON.parse(readFileSync(join(bin, ".engine.json"), "utf8")) as { pulumi?: string; languageNodejs?: string };
+        const complete = ["pulumi", "pulumi-language-nodejs", "pulumi-resource-pulumi-nodejs"].every((b) => existsSync(join(bin, b)));
+        return complete && stamp.pulumi === pins.pulumi && stamp.languageNodejs === pins.languageNodejs ? bin : undefined;
+    } catch {
+        return undefined;
+    }
 }
 
 function secretFile(root: string, name: string): string {

@@ -31,6 +31,8 @@ async function withClient<T>(c: AdminConnection, database: string, fn: (client: 
         database,
         ssl: c.sslMode === "disable" || c.sslMode === "prefer" ? false : { rejectUnauthorized: c.sslMode.startsWith("verify") },
     });
+    // A terminated session also surfaces as an 'error' event; the failed query already reports it.
+    client.on("error", () => undefined);
     await client.connect();
     try {
         return await fn(client);
@@ -100,7 +102,7 @@ async function removeRole(i: Inputs): Promise<void> {
             await withClient(i.connection, db, async (c) => {
                 await c.query(`REASSIGN OWNED BY ${c.escapeIdentifier(name)} TO CURRENT_USER`);
                 await c.query(`DROP OWNED BY ${c.escapeIdentifier(name)}`);
-            }).catch(ignore(DATABASE_GONE));
+            }).catch(ignore(DATABASE_GONE, TERMINATED));
         }
         try {
             await withClient(i.connection, "postgres", (c) => c.query(`DROP ROLE IF EXISTS ${c.escapeIdentifier(name)}`));
@@ -112,13 +114,20 @@ async function removeRole(i: Inputs): Promise<void> {
     }
 }
 
-// SQLSTATE 3D000: the database does not exist (dropped meanwhile). 2BP01: dependent objects still exist.
+// SQLSTATE 3D000: the database does not exist (dropped meanwhile); 57P01: our session was ended
+// by a DROP DATABASE … WITH (FORCE) of the same environment; 2BP01: dependent objects still exist.
 const DATABASE_GONE = "3D000";
+const TERMINATED = "57P01";
 const DEPENDENTS = "2BP01";
 
-function ignore(code: string) {
-    return (e: { code?: string }) => {
-        if (e.code !== code) throw e;
+/** pg reports a session ended between two statements without a SQLSTATE. */
+function sessionEnded(e: { code?: string; message?: string }): boolean {
+    return e.code === TERMINATED || /not queryable|Connection terminated/i.test(e.message ?? "");
+}
+
+function ignore(...codes: string[]) {
+    return (e: { code?: string; message?: string }) => {
+        if (!codes.includes(e.code ?? "") && !(codes.includes(TERMINATED) && sessionEnded(e))) throw e;
     };
 }
 
@@ -163,7 +172,7 @@ async function removeSchema(i: Inputs): Promise<void> {
         const exists = (await c.query("SELECT 1 FROM pg_database WHERE datname = $1", [database])).rowCount === 1;
         if (!exists) return;
         await withClient(i.connection, database, (d) => d.query(`DROP SCHEMA IF EXISTS ${d.escapeIdentifier(str(i.name, "name"))} ${i.dropCascade === true ? "CASCADE" : "RESTRICT"}`)).catch(
-            ignore(DATABASE_GONE),
+            ignore(DATABASE_GONE, TERMINATED),
         );
     });
 }
@@ -250,8 +259,8 @@ export async function remove(i: Inputs): Promise<void> {
 }
 
 // 3F000: the schema does not exist (dropped with its database's contents); 3D000: nor the database.
-function ignoreMissing(e: { code?: string }): void {
-    if (e.code !== "3F000" && e.code !== DATABASE_GONE) throw e;
+function ignoreMissing(e: { code?: string; message?: string }): void {
+    if (e.code !== "3F000" && e.code !== DATABASE_GONE && !sessionEnded(e)) throw e;
 }
 
 export function diff(olds: Inputs, news: Inputs): { changes: boolean; replaces: string[]; deleteBeforeReplace: boolean } {

@@ -226,9 +226,9 @@ function crossChecks(c: DataopsConfig, ctx: Ctx): void {
     if ((b.data === "schema" || b.data === "clone") && b.target === "server" && !b.templateDatabase)
         add(["branches", "templateDatabase"], `is required when branches.data is ${b.data} on the ${b.target} target (the database to copy)`);
     if (b.data === "schema" && b.target === "aws")
-        add(["branches", "data"], "schema is not available on the aws target (allowed there: empty | clone)", b.data);
+        add(["branches", "data"], "is not available on the aws target (allowed there: empty | clone)", b.data);
     if (b.data === "clone" && b.target === "aws" && w.target !== "aws")
-        add(["branches", "data"], "clone on aws needs production on aws (a copy-on-write clone of its cluster)", b.data);
+        add(["branches", "data"], "on the aws target needs production on aws (a copy-on-write clone of its cluster)", b.data);
 }
 
 function noteUnique(seen: Map<string, string>, schema: string, where: string, path: (string | number)[], add: (p: (string | number)[], m: string, i?: unknown) => void) {

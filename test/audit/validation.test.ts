@@ -13,7 +13,7 @@ const EXPECTED: Record<string, Array<[string, string]>> = {
     "backup-window": [["dataops:warehouse.backups.window", '"3am" is not a UTC window "HH:MM-HH:MM", e.g. "03:00-04:00"']],
     "branch-only-key": [["dataops:target", "is only for branch stacks (br-…); set warehouse.target in this file instead"]],
     "cidr": [["dataops:warehouse.aws.allowedCidrs[0]", '"10.20.0.0/33" is not an IPv4 CIDR block such as "10.0.0.0/16"']],
-    "clone-needs-aws": [["dataops:branches.data", '"clone" clone on aws needs production on aws (a copy-on-write clone of its cluster)']],
+    "clone-needs-aws": [["dataops:branches.data", '"clone" on the aws target needs production on aws (a copy-on-write clone of its cluster)']],
     "cron": [["dataops:loaders[0].schedule", '"every hour" is not a five-field cron expression "minute hour day-of-month month day-of-week" using *, N, N-M, /STEP and commas, not restricting both day of month and day of week, e.g. "0 */6 * * *"']],
     "data-docker": [["dataops:branches.data", '"schema" is not available on the docker target, whose new container has nothing to copy (allowed there: empty)']],
     "duplicate-loader": [
@@ -39,7 +39,7 @@ const EXPECTED: Record<string, Array<[string, string]>> = {
     "region": [["dataops:warehouse.aws.region", '"Europe" is not an AWS region such as "eu-west-1"']],
     "required": [["dataops:warehouse.engineVersion", 'is required (a pinned PostgreSQL version MAJOR.MINOR with major 13, 14, 15, 16, 17, e.g. "16.4")']],
     "reserved-role": [["dataops:access.roles.owner", '"owner" is a reserved role name (not allowed: owner, loader, public, loader_*)']],
-    "schema-on-aws": [["dataops:branches.data", '"schema" schema is not available on the aws target (allowed there: empty | clone)']],
+    "schema-on-aws": [["dataops:branches.data", '"schema" is not available on the aws target (allowed there: empty | clone)']],
     "schema-pattern": [["dataops:access.roles.reporter.read[0]", '"ma*rts" is not a schema name or a prefix ending in *, e.g. "marts" or "raw_*"']],
     "secret-name": [["dataops:loaders[0].secrets[0]", '"client_secret" is not a valid setting name (upper-case letters, digits and _, starting with a letter; at most 64 characters)']],
     "secure-content": [["dataops:access", "is a secure value (only dataops:serverAdminPassword and dataops:loaderSecrets may be secret; everything else is committed text)"]],

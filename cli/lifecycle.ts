@@ -2,11 +2,13 @@
 import { execFileSync } from "node:child_process";
 import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { userInfo } from "node:os";
+import { join } from "node:path";
 import { createInterface } from "node:readline/promises";
 import { TARGETS, type Target } from "../config/schema";
 import { checkUp, destroyStack, listEnvironments, Refused, upBranch } from "../lifecycle/environments";
 import { age, isBranchEnvironment, selectForPrune, TAG } from "../lifecycle/policy";
 import { summaryMarkdown } from "../lifecycle/summary";
+import { localDir } from "../local/embedded";
 import { localContext, workspace } from "../local/workspace";
 import { stackNameForBranch } from "../naming";
 import { currentCommit } from "./git";
@@ -65,8 +67,18 @@ export async function up(root: string, branch: string, o: { target?: Target; sum
     if (o.json) io.out(JSON.stringify({ stack: outcome.stack, changes: outcome.changes, tags: outcome.tags, recovered: outcome.recovered, environment: outcome.summary }, null, 2));
     else {
         const s = outcome.summary;
-        io.out(`${outcome.stack}: ready — ${s.database} on ${s.host}:${s.port}, expires ${outcome.tags[TAG.expiresAt]}`);
-        for (const [u, x] of Object.entries(s.users)) io.out(`  ${u}: ${x.url}`);
+        io.out(`${outcome.stack}: ready — PostgreSQL ${s.engineVersion} on ${s.host}:${s.port}, expires ${outcome.tags[TAG.expiresAt]}`);
+        io.out(`  database  ${s.database}`);
+        io.out(`  schemas   ${s.schemas.join(", ")}`);
+        io.out(`  roles     ${Object.entries(s.roles).map(([k, v]) => `${k}=${v}`).join(", ")}`);
+        for (const [u, x] of Object.entries(s.users)) io.out(`  user      ${u}: ${x.url}`);
+        for (const [l, x] of Object.entries(s.loaders)) io.out(`  loader    ${l} (${x.tool}, ${x.mode}): ${x.url}`);
+        io.out(`  built     dataops-environments ${s.build.projectVersion}, commit ${s.build.commit}`);
+        // Passwords are stack secrets: say how to read them, never print them.
+        const backend = ctx.envVars.PULUMI_BACKEND_URL ?? "";
+        const local = backend.startsWith("file://") && ctx.envVars.PULUMI_CONFIG_PASSPHRASE !== undefined;
+        const env = local ? `PULUMI_BACKEND_URL=${backend} PULUMI_CONFIG_PASSPHRASE_FILE=${join(localDir(root), "passphrase")} ` : "";
+        io.out(`Passwords: ${env}${ctx.pulumi.command} stack output --show-secrets -s ${outcome.stack} userPasswords   (or loaderConnections)`);
         io.out(`Destroy it with: npx dataops destroy --branch '${branch}' --yes`);
     }
     return 0;

@@ -6,7 +6,7 @@ import { readStackFile } from "../config/stackFiles";
 import type { DataopsConfig, ServerConnection, Target } from "../config/schema";
 import type { EnvironmentSummary } from "../components/dataPlatform";
 import { ensureEmbeddedServer } from "../local/embedded";
-import { type LocalContext, workspace } from "../local/workspace";
+import { type LocalContext, serverConfig, workspace } from "../local/workspace";
 import { DEVELOPMENT_STACK, PRODUCTION_STACK, stackNameForBranch } from "../naming";
 import { type StackInfo, TAG, upTags } from "./policy";
 
@@ -79,10 +79,7 @@ export async function upBranch(ctx: LocalContext, opts: UpOptions): Promise<UpOu
     if (opts.target) config["dataops:target"] = { value: opts.target };
     if (target === "server") {
         const { server, password } = await serverFor(ctx.root, opts.embedded ? undefined : policy.server, opts);
-        config["dataops:server"] = { value: JSON.stringify(server) };
-        config["dataops:serverAdminPassword"] = { value: password, secret: true };
-        // No PostgreSQL provider plugin to install or start: objects are made by in-process SQL.
-        config["dataops:sqlEngine"] = { value: "sql" };
+        Object.assign(config, serverConfig(server, password));
     }
     await stack.setAllConfig(config);
 

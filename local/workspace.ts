@@ -7,6 +7,7 @@ import { existsSync, mkdirSync, readdirSync, readFileSync, statSync, unlinkSync,
 import { homedir } from "node:os";
 import { dirname, join } from "node:path";
 import { LocalWorkspace, PulumiCommand, type Stack } from "@pulumi/pulumi/automation";
+import type { ServerConnection } from "../config/schema";
 import { type EmbeddedServer, ensureEmbeddedServer, localDir } from "./embedded";
 
 export interface LocalContext {
@@ -123,12 +124,21 @@ export async function branchStack(ctx: LocalContext, stackName: string, branch: 
     const stack = await LocalWorkspace.createOrSelectStack({ stackName, workDir: ctx.root }, { pulumiCommand: ctx.pulumi, envVars: ctx.envVars });
     await stack.setAllConfig({
         "dataops:branch": { value: branch },
-        "dataops:server": { value: JSON.stringify({ host: server.host, port: server.port, adminUser: server.user, sslMode: "disable" }) },
-        // The embedded default makes its objects by in-process SQL: no provider plugin to install or start.
-        "dataops:sqlEngine": { value: "sql" },
-        "dataops:serverAdminPassword": { value: server.password, secret: true },
+        ...serverConfig({ host: server.host, port: server.port, adminUser: server.user, sslMode: "disable" }, server.password),
     });
     return stack;
+}
+
+/**
+ * A branch stack's config for the server target: where the server is, its admin password
+ * (a secret), and the in-process SQL engine (no provider plugin to install or start).
+ */
+export function serverConfig(server: ServerConnection, password: string): Record<string, { value: string; secret?: boolean }> {
+    return {
+        "dataops:server": { value: JSON.stringify(server) },
+        "dataops:serverAdminPassword": { value: password, secret: true },
+        "dataops:sqlEngine": { value: "sql" },
+    };
 }
 
 export async function ensureLocalServer(root: string, log: (line: string) => void): Promise<EmbeddedServer> {

@@ -223,7 +223,38 @@ async function roleExists(i: Inputs, key: string): Promise<boolean> {
     return withClient(i.connection, "postgres", async (c) => (await c.query("SELECT 1 FROM pg_roles WHERE rolname = $1", [role])).rowCount === 1);
 }
 
-export async function apply(i: Inputs, olds: Inputs | undefined): Promise<string> {
+/**
+ * Statements PostgreSQL aborts because another session touched the same objects at the same
+ * time: a deadlock (two DROP SCHEMA … CASCADE whose views and tables depend on each other's,
+ * as dbt's staging views depend on raw tables), a serialization failure, or two changes to one
+ * catalog row ("tuple concurrently updated"). The engine runs independent resources in
+ * parallel, so these are expected; PostgreSQL's advice is to run the aborted work again.
+ * Every operation here is idempotent, so running it again is safe.
+ */
+export function isConcurrencyAbort(e: { code?: string; message?: string }): boolean {
+    return e.code === "40P01" || e.code === "40001" || e.code === "55P03" || /tuple concurrently (updated|deleted)/i.test(e.message ?? "");
+}
+
+async function retrying<T>(what: () => Promise<T>, attempts = 6): Promise<T> {
+    for (let attempt = 1; ; attempt++) {
+        try {
+            return await what();
+        } catch (e) {
+            if (!isConcurrencyAbort(e as { code?: string }) || attempt >= attempts) throw e;
+            await new Promise((r) => setTimeout(r, 50 * 2 ** attempt + Math.random() * 100));
+        }
+    }
+}
+
+export function apply(i: Inputs, olds: Inputs | undefined): Promise<string> {
+    return retrying(() => applyOnce(i, olds));
+}
+
+export function remove(i: Inputs): Promise<void> {
+    return retrying(() => removeOnce(i));
+}
+
+async function applyOnce(i: Inputs, olds: Inputs | undefined): Promise<string> {
     switch (i.kind) {
         case "role":
             return applyRole(i, olds);
@@ -240,7 +271,7 @@ export async function apply(i: Inputs, olds: Inputs | undefined): Promise<string
     }
 }
 
-export async function remove(i: Inputs): Promise<void> {
+async function removeOnce(i: Inputs): Promise<void> {
     switch (i.kind) {
         case "role":
             return removeRole(i);

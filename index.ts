@@ -38,4 +38,6 @@ const { platform } = define();
 
 export const environment = platform.summary;
 export const userPasswords = platform.access.userPasswords;
+// Secret: the warehouse's admin connection, for `dataops env --admin` (never printed by up).
+export const adminConnection = platform.warehouse.admin;
 export const loaderConnections = pulumi.secret(pulumi.all(Object.fromEntries(Object.entries(platform.loaders).map(([n, l]) => [n, l.connection]))));

@@ -1,7 +1,7 @@
 // The access diff: every role's effective privileges, computed from a config the way
 // the components grant them (accessMatrix, the privilege lists of AccessRoles and
 // LoaderConnector), and what a change adds or removes, e.g. `+ reporter: SELECT on raw_salesforce`.
-import { READ_SCHEMA, READ_TABLE, WRITE_SCHEMA, WRITE_SEQUENCE, WRITE_TABLE, accessMatrix } from "../components/accessRoles";
+import { LOADER_SCHEMA, READ_SCHEMA, READ_TABLE, WRITE_SCHEMA, WRITE_SEQUENCE, WRITE_TABLE, accessMatrix, databasePrivileges } from "../components/accessRoles";
 import { type DataopsConfig, loaderSchema } from "../config/schema";
 
 /** What a grantee holds on one object. */
@@ -14,12 +14,9 @@ export interface Grant {
 }
 
 // The order people read privileges in; the components' lists are alphabetical.
-const ORDER = ["CONNECT", "CREATE", "USAGE", "SELECT", "INSERT", "UPDATE", "DELETE", "TRUNCATE", "REFERENCES", "TRIGGER"];
+const ORDER = ["CONNECT", "TEMPORARY", "CREATE", "USAGE", "SELECT", "INSERT", "UPDATE", "DELETE", "TRUNCATE", "REFERENCES", "TRIGGER"];
 const ordered = (ps: Iterable<string>) => [...new Set(ps)].sort((a, b) => rank(a) - rank(b) || a.localeCompare(b));
 const rank = (p: string) => (ORDER.includes(p) ? ORDER.indexOf(p) : ORDER.length);
-
-/** A loader's login role: CONNECT, and CREATE and USAGE on its own raw schema (components/loaderConnector.ts). */
-const LOADER_SCHEMA = ["CREATE", "USAGE"] as const;
 
 export function grantsOf(c: DataopsConfig): Grant[] {
     const loaders = c.loaders.map((l) => ({ name: l.name, schema: loaderSchema(l) }));
@@ -27,7 +24,7 @@ export function grantsOf(c: DataopsConfig): Grant[] {
     const matrix = accessMatrix(c.access, schemas, loaders);
     const out: Grant[] = [];
     for (const [role, row] of Object.entries(matrix)) {
-        out.push({ grantee: role, object: "database", privileges: ["CONNECT"] });
+        out.push({ grantee: role, object: "database", privileges: ordered(databasePrivileges(row)) });
         const loader = role.startsWith("loader_");
         for (const [schema, access] of Object.entries(row)) {
             if (loader) {

@@ -8,6 +8,7 @@ import { devDown } from "./dev";
 import { destroy, ls, parseSeconds, parseTarget, prune, up, UsageError } from "./lifecycle";
 import { Refused } from "../lifecycle/environments";
 import { AUDIT_SUMMARY, AUDIT_USAGE, runAudit } from "../audit";
+import { dbtCommand, envCommand, loadCommand, parseFormat, parseIdentity } from "./tools";
 
 export const EXIT = { ok: 0, failed: 1, usage: 2 } as const;
 
@@ -148,6 +149,59 @@ const commands: Record<string, Command> = {
             return prune(projectRoot(), { dryRun: v["dry-run"] === true, remote: v.remote, branchesFrom: v["branches-from"], json: v.json === true }, lifecycleIo(io));
         },
     },
+    env: {
+        summary: "Print how to reach the branch's environment as one identity (libpq variables)",
+        usage: [
+            "dataops env (--user NAME | --loader NAME | --admin) [--branch B] [--format dotenv|json|shell]",
+            "",
+            "Prints PGHOST, PGPORT, PGDATABASE, PGUSER, PGPASSWORD (and PGSSLMODE) for a user of",
+            "dataops:access.users, a loader's login role or the warehouse admin. A loader also gets",
+            "DATAOPS_SCHEMA (its raw schema) and TARGET_POSTGRES_* for a Singer target. The password",
+            "is decrypted from the stack's secrets for this. --format shell prints export lines:",
+            '  eval "$(npx dataops env --user alice --format shell)" && psql',
+        ].join("\n"),
+        async run(args, io) {
+            const { values } = parse(args, { user: { type: "string" }, loader: { type: "string" }, admin: { type: "boolean" }, branch: { type: "string" }, format: { type: "string" } }, 0);
+            const v = values as { user?: string; loader?: string; admin?: boolean; branch?: string; format?: string };
+            const id = parseIdentity(v);
+            const format = parseFormat(v.format);
+            return envCommand(projectRoot(), branchOf(v.branch, io, "env"), id, format, io);
+        },
+    },
+    load: {
+        summary: "Load a loader's sample data into the branch's environment, as the loader's role",
+        usage: [
+            "dataops load [LOADER...] [--branch B] [--force]",
+            "",
+            "Runs each loader (all when none is named) as a Singer tap piped into target-postgres",
+            "(both pinned, from PyPI, installed into .dataops/tools on first use), connected as the",
+            "loader's own role and writing its raw schema. The source is the loader's sample data:",
+            "CSV files in loaders/samples/LOADER/, one stream a file. A second run updates what the",
+            "first loaded. Branch modes: sample loads at most 1000 rows a stream; paused is refused",
+            "unless --force (without names, paused loaders are skipped); live loads everything.",
+        ].join("\n"),
+        async run(args, io) {
+            const { values, positionals } = parse(args, { branch: { type: "string" }, force: { type: "boolean" } }, 100);
+            const v = values as { branch?: string; force?: boolean };
+            return loadCommand(projectRoot(), branchOf(v.branch, io, "load"), positionals, v.force === true, io);
+        },
+    },
+    dbt: {
+        summary: "Run the pinned dbt on the project's dbt/ folder against the branch's environment",
+        usage: [
+            "dataops dbt [--user NAME] [--branch B] [--] DBT_ARGS...",
+            "",
+            "Runs dbt (pinned, from PyPI, installed into .dataops/tools on first use) in dbt/ with its",
+            "profile, connected as NAME (default: the one user whose role writes, e.g. the transformer).",
+            "Everything after the options goes to dbt: dataops dbt build, dataops dbt snapshot,",
+            "dataops dbt -- docs generate. Exit 0 when dbt succeeds, 1 when it fails.",
+        ].join("\n"),
+        async run(args, io) {
+            const { user, branch, rest } = splitDbtArgs(args);
+            if (rest.length === 0) throw new UsageError("give a dbt command, e.g. dataops dbt build");
+            return dbtCommand(projectRoot(), branchOf(branch, io, "dbt"), user, rest, io);
+        },
+    },
     audit: {
         summary: AUDIT_SUMMARY,
         usage: AUDIT_USAGE,
@@ -162,6 +216,26 @@ const commands: Record<string, Command> = {
         },
     },
 };
+
+/** `dataops dbt`'s own options come first; the first other word (or everything after --) is dbt's. */
+export function splitDbtArgs(args: readonly string[]): { user?: string; branch?: string; rest: string[] } {
+    const out: { user?: string; branch?: string; rest: string[] } = { rest: [] };
+    let i = 0;
+    for (; i < args.length; i++) {
+        const a = args[i];
+        if (a === "--") {
+            i++;
+            break;
+        }
+        const m = /^--(user|branch)(?:=(.*))?$/.exec(a);
+        if (!m) break;
+        const value = m[2] ?? args[++i];
+        if (value === undefined || value === "") throw new UsageError(`--${m[1]} needs a value`);
+        out[m[1] as "user" | "branch"] = value;
+    }
+    out.rest = args.slice(i);
+    return out;
+}
 
 /** The project folder (where Pulumi.yaml is), whatever the caller's working directory. */
 export function projectRoot(): string {

@@ -13,6 +13,11 @@ export const WRITE_TABLE = ["DELETE", "INSERT", "REFERENCES", "SELECT", "TRIGGER
 export const READ_SCHEMA = ["USAGE"] as const;
 export const WRITE_SCHEMA = ["CREATE", "USAGE"] as const;
 export const WRITE_SEQUENCE = ["SELECT", "UPDATE", "USAGE"] as const;
+/** A loader's login role on its own raw schema. */
+export const LOADER_SCHEMA = ["CREATE", "USAGE"] as const;
+/** On the database: every role connects; a role that writes also makes temporary tables. */
+export const READ_DATABASE = ["CONNECT"] as const;
+export const WRITE_DATABASE = ["CONNECT", "TEMPORARY"] as const;
 
 export type Access = "read" | "write";
 /** role → schema → access. Roles are config names (`transformer`, `loader_salesforce`), not physical names. */
@@ -31,6 +36,16 @@ export function accessMatrix(access: AccessConfig, schemas: readonly string[], l
     }
     for (const l of loaders) matrix[`loader_${l.name}`] = { [l.schema]: "write" };
     return matrix;
+}
+
+/**
+ * What a role holds on the environment's database. The tools that write stage their work
+ * in temporary tables: Singer targets (meltanolabs and pipelinewise target-postgres) for
+ * every batch, dbt for incremental models and snapshots. So a role that writes any schema
+ * gets TEMPORARY; a role that only reads gets CONNECT, and no role gets CREATE.
+ */
+export function databasePrivileges(row: Readonly<Record<string, Access>>): readonly string[] {
+    return Object.values(row).includes("write") ? WRITE_DATABASE : READ_DATABASE;
 }
 
 /** Roles that create tables in a schema: whoever writes it. Their future tables need default privileges. */
@@ -66,6 +81,7 @@ export class AccessRoles extends pulumi.ComponentResource {
     readonly userNames: Record<string, string>;
     /** Secret: user name → generated password. */
     readonly userPasswords: pulumi.Output<Record<string, string>>;
+    private readonly users: AccessConfig["users"];
 
     constructor(name: string, args: AccessRolesArgs, opts: pulumi.ComponentResourceOptions = {}) {
         super("dataops:access:AccessRoles", name, {}, opts);
@@ -84,7 +100,8 @@ export class AccessRoles extends pulumi.ComponentResource {
             const physical = args.physical(role);
             this.roleNames[role] = physical;
             roles[role] = pg.role(`${name}-role-${role}`, { name: physical, login: false }, o);
-            q.push("database", pg.grant(`${name}-${role}-connect`, { database: args.database, role: roles[role].name, objectType: "database", privileges: ["CONNECT"] }, q.after("database", o)));
+            const privileges = [...databasePrivileges(this.matrix[role])];
+            q.push("database", pg.grant(`${name}-${role}-connect`, { database: args.database, role: roles[role].name, objectType: "database", privileges }, q.after("database", o)));
         }
 
         for (const [role, row] of Object.entries(this.matrix)) {
@@ -122,7 +139,7 @@ export class AccessRoles extends pulumi.ComponentResource {
             const password = new GeneratedPassword(`${name}-user-${user.name}-password`, {}, { parent: this });
             passwords[user.name] = password.value;
             const memberOf = user.roles.map((r) => (r === "owner" ? args.ownerRole : this.roleNames[r]));
-            const writers = user.roles.filter((r) => r === "owner" || Object.values(this.matrix[r] ?? {}).includes("write"));
+            const writers = this.writingRoles(user.roles);
             pg.role(`${name}-user-${user.name}`, {
                 name: physical,
                 login: true,
@@ -132,7 +149,18 @@ export class AccessRoles extends pulumi.ComponentResource {
             }, { ...o, dependsOn: Object.values(roles) });
         }
         this.userPasswords = pulumi.secret(pulumi.all(passwords));
+        this.users = args.access.users;
 
         this.registerOutputs({ roles: this.roleNames, users: this.userNames, matrix: this.matrix });
+    }
+
+    private writingRoles(roles: readonly string[]): string[] {
+        return roles.filter((r) => r === "owner" || Object.values(this.matrix[r] ?? {}).includes("write"));
+    }
+
+    /** Whether a user acts through a role that writes somewhere (the one who runs dbt). */
+    writesAsUser(user: string): boolean {
+        const u = this.users.find((x) => x.name === user);
+        return u !== undefined && this.writingRoles(u.roles).length > 0;
     }
 }

@@ -166,7 +166,7 @@ export class DataPlatform extends pulumi.ComponentResource {
             parent,
         );
 
-        this.summary = pulumi.all([this.warehouse.host, this.warehouse.port]).apply(([host, port]) => {
+        this.summary = pulumi.all([this.warehouse.host, this.warehouse.port, this.warehouse.sslMode]).apply(([host, port, sslMode]) => {
             const url = (user: string) => `postgresql://${user}@${host}:${port}/${names.database}`;
             const roles: Record<string, string> = { owner: names.ownerRole, ...this.access.roleNames };
             return {
@@ -178,10 +178,13 @@ export class DataPlatform extends pulumi.ComponentResource {
                 engineVersion: w.engineVersion,
                 host,
                 port,
+                sslMode,
                 database: names.database,
                 schemas: [...w.schemas, ...loaderList.map((l) => l.schema)],
                 roles,
-                users: Object.fromEntries(Object.entries(this.access.userNames).map(([u, login]) => [u, { login, url: url(login) }])),
+                users: Object.fromEntries(
+                    c.access.users.map((u) => [u.name, { login: this.access.userNames[u.name], url: url(this.access.userNames[u.name]), roles: [...u.roles], writes: this.access.writesAsUser(u.name) }]),
+                ),
                 loaders: Object.fromEntries(
                     c.loaders.map((l) => [l.name, { tool: l.tool, role: names.loaderRole(l.name), schema: loaderSchema(l), runtime: this.loaders[l.name].runtime, mode: env.loaderModes[l.name], url: url(names.loaderRole(l.name)) }]),
                 ),
@@ -202,10 +205,13 @@ export interface EnvironmentSummary {
     engineVersion: string;
     host: string;
     port: number;
+    /** libpq sslmode clients use. */
+    sslMode: string;
     database: string;
     schemas: string[];
     roles: Record<string, string>;
-    users: Record<string, { login: string; url: string }>;
+    /** `writes`: the user acts through a role that writes (who runs dbt). */
+    users: Record<string, { login: string; url: string; roles: string[]; writes: boolean }>;
     loaders: Record<string, { tool: string; role: string; schema: string; runtime: string; mode: string; url: string }>;
     build: BuildInfo;
 }

@@ -6,13 +6,18 @@ import * as docker from "@pulumi/docker";
 import * as pulumi from "@pulumi/pulumi";
 import type { LoaderMode } from "../config/environment";
 import type { LoaderConfig, Target } from "../config/schema";
+import { LOADER_SCHEMA, WRITE_DATABASE } from "./accessRoles";
 import { toEventBridgeCron } from "./cron";
 import { GeneratedPassword } from "./generated";
 import type { GrantQueue } from "./grantQueue";
 import type { Named, PgObjects } from "./pg";
 
-/** Where the loader's process runs. `none`: nothing is deployed; its connection details are an output. */
-export type LoaderRuntime = "container" | "fargate" | "none";
+/**
+ * Where the loader's process runs. `cli`: on an existing server (the embedded default, a shared
+ * branch server) `dataops load` runs it from the machine that asks. `none`: a SaaS tool loads by
+ * itself; its connection details are an output.
+ */
+export type LoaderRuntime = "container" | "fargate" | "cli" | "none";
 
 export interface AwsLoaderArgs {
     readonly clusterArn: pulumi.Input<string>;
@@ -49,7 +54,7 @@ export const SAMPLE_ROWS = 1000;
 
 export function loaderRuntime(tool: LoaderConfig["tool"], target: Target): LoaderRuntime {
     if (tool === "fivetran" || tool === "stitch") return "none";
-    return target === "docker" ? "container" : target === "aws" ? "fargate" : "none";
+    return target === "docker" ? "container" : target === "aws" ? "fargate" : "cli";
 }
 
 /** The image a loader runs: the pinned override, or the tool's image at the pinned version. */
@@ -93,12 +98,13 @@ export class LoaderConnector extends pulumi.ComponentResource {
             { name: args.schema, database: args.database, owner: args.schemaOwner, dropCascade: true },
             o,
         );
-        // CONNECT to its database, USAGE and CREATE on its own schema; nothing anywhere else.
+        // CONNECT and TEMPORARY on its database (Singer targets stage each batch in a temporary
+        // table), USAGE and CREATE on its own schema; nothing anywhere else.
         args.grants.push(
             "database",
             pg.grant(
                 `${name}-connect`,
-                { database: args.database, role: this.role.name, objectType: "database", privileges: ["CONNECT"] },
+                { database: args.database, role: this.role.name, objectType: "database", privileges: [...WRITE_DATABASE] },
                 args.grants.after("database", o),
             ),
         );
@@ -106,7 +112,7 @@ export class LoaderConnector extends pulumi.ComponentResource {
             `schema:${args.schema}`,
             pg.grant(
                 `${name}-schema-grant`,
-                { database: args.database, role: this.role.name, schema: this.schema.name, objectType: "schema", privileges: ["CREATE", "USAGE"] },
+                { database: args.database, role: this.role.name, schema: this.schema.name, objectType: "schema", privileges: [...LOADER_SCHEMA] },
                 args.grants.after(`schema:${args.schema}`, o),
             ),
         );

@@ -8,6 +8,7 @@ import type { EnvironmentSummary } from "../components/dataPlatform";
 import { ensureEmbeddedServer } from "../local/embedded";
 import { type LocalContext, serverConfig, workspace } from "../local/workspace";
 import { DEVELOPMENT_STACK, PRODUCTION_STACK, stackNameForBranch } from "../naming";
+import { type EnvironmentOutputs, shellQuote } from "./connection";
 import { type StackInfo, TAG, upTags } from "./policy";
 
 export class Refused extends Error {}
@@ -208,4 +209,22 @@ export async function destroyStack(ctx: LocalContext, name: string, log: (line: 
 export async function listEnvironments(ws: LocalWorkspace): Promise<StackInfo[]> {
     const stacks = await ws.listStacks();
     return Promise.all(stacks.map(async (s) => ({ name: s.name, tags: await ws.listTags(s.name), lastUpdate: s.lastUpdate, resourceCount: s.resourceCount })));
+}
+
+/** A branch environment's outputs, secrets decrypted: for `dataops env`, `load` and `dbt`, never printed whole. */
+export async function environmentOutputs(ctx: LocalContext, branch: string): Promise<EnvironmentOutputs> {
+    const name = stackNameForBranch(branch);
+    const stack = await selectStack(ctx, name).catch((e: unknown) => {
+        if (e instanceof StackNotFoundError) throw new Refused(`branch ${branch} has no environment (no stack ${name}); bring it up first: npx dataops up --branch ${shellQuote(branch)}`);
+        throw e;
+    });
+    const outputs = await stack.outputs();
+    if (!outputs.environment) throw new Refused(`${name} has no outputs yet (its first update did not finish); run npx dataops up --branch ${shellQuote(branch)}`);
+    const value = <T>(key: string, fallback: T): T => (outputs[key]?.value as T | undefined) ?? fallback;
+    return {
+        environment: value("environment", {} as EnvironmentSummary),
+        userPasswords: value("userPasswords", {}),
+        loaderConnections: value("loaderConnections", {}),
+        adminConnection: outputs.adminConnection?.value as EnvironmentOutputs["adminConnection"],
+    };
 }

@@ -51,6 +51,9 @@ const HELP = [
     "  up          Create or update the branch's environment",
     "  destroy     Destroy the branch's environment and remove its stack",
     "  prune       Destroy branch environments whose TTL passed or whose branch is gone",
+    "  env         Print how to reach the branch's environment as one identity (libpq variables)",
+    "  load        Load a loader's sample data into the branch's environment, as the loader's role",
+    "  dbt         Run the pinned dbt on the project's dbt/ folder against the branch's environment",
     "  audit       Check the stack files: validation, policies, the branch mirror diff and the access diff",
     "  ls          List environments with branch, target, age, expiry, last update and resources",
 ].join("\n");
@@ -152,7 +155,7 @@ describe("dataops", () => {
         expect(await run(["deploy", "--now"])).toEqual({
             code: 2,
             out: [],
-            err: [`dataops: unknown command "deploy" (allowed: stack-name, dev, up, destroy, prune, audit, ls)`, "Run dataops --help for the list."],
+            err: [`dataops: unknown command "deploy" (allowed: stack-name, dev, up, destroy, prune, env, load, dbt, audit, ls)`, "Run dataops --help for the list."],
         });
     });
 });

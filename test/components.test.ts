@@ -86,7 +86,11 @@ describe("AccessRoles and loaders", () => {
         expect(grants).toContainEqual(["db-revoke-public-connect", "database", null, []]);
         expect(grants).toContainEqual(["db-revoke-public-schema", "schema", "public", []]);
         expect(grants).toContainEqual(["loader-stripe-schema-grant", "schema", "raw_stripe", ["CREATE", "USAGE"]]);
-        expect(grants).toContainEqual(["loader-stripe-connect", "database", null, ["CONNECT"]]);
+        expect(grants).toContainEqual(["loader-stripe-connect", "database", null, ["CONNECT", "TEMPORARY"]]);
+        expect(grants).toContainEqual(["access-transformer-connect", "database", null, ["CONNECT", "TEMPORARY"]]);
+        // The reporter only reads: no temporary tables; and no role gets CREATE on the database.
+        expect(grants).toContainEqual(["access-reporter-connect", "database", null, ["CONNECT"]]);
+        expect(grants.filter((g) => g[1] === "database" && (g[3] as string[]).includes("CREATE"))).toEqual([]);
         expect(grants).toContainEqual(["access-transformer-tables-raw_stripe", "table", "raw_stripe", ["SELECT"]]);
         expect(grants).toContainEqual(["access-transformer-schema-raw_stripe", "schema", "raw_stripe", ["USAGE"]]);
         expect(grants).toContainEqual(["access-transformer-schema-marts", "schema", "marts", ["CREATE", "USAGE"]]);
@@ -127,7 +131,7 @@ describe("AccessRoles and loaders", () => {
         const containers = byType(recorded, "docker:index/container:Container");
         expect(Object.fromEntries(containers.map((c) => [c.name.replace("br_main_b4144f9f-", ""), c.inputs.start ?? "default"]))).toEqual({
             "warehouse-container": "default",
-            "loader-salesforce-container": false,
+            "loader-salesforce-container": true,
             "loader-app_db-container": true,
             "loader-web_events-container": false,
         });

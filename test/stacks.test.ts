@@ -127,8 +127,9 @@ describe("branch environments (br-…)", () => {
         expect(recorded.filter((r) => r.type.startsWith("aws:"))).toEqual([]);
         expect(environment.config.warehouse.protection).toEqual({ deletionProtection: false, protect: false });
         expect(isProtected(platform.database.database)).toBe(false);
-        expect(summary.loaders.salesforce.mode).toBe("paused");
+        expect(summary.loaders.salesforce.mode).toBe("sample");
         expect(summary.loaders.app_db.mode).toBe("sample");
+        expect(summary.loaders.web_events.mode).toBe("paused");
         expect(platform.warehouse).toBeDefined();
     });
 
@@ -163,7 +164,7 @@ describe("branch environments (br-…)", () => {
         });
         expect(byType(recorded, "aws:rds/clusterInstance:ClusterInstance").map((i) => i.inputs.instanceClass)).toEqual(["db.t4g.medium"]);
         const schedules = byType(recorded, "aws:scheduler/schedule:Schedule");
-        expect(schedules.map((s) => s.inputs.state)).toEqual(["DISABLED", "ENABLED", "DISABLED"]);
+        expect(schedules.map((s) => s.inputs.state)).toEqual(["ENABLED", "ENABLED", "DISABLED"]);
     });
 
     it("GIVEN a branch stack that sets content keys WHEN it runs THEN it is refused before any resource is registered", () => {

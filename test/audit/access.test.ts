@@ -21,14 +21,15 @@ const TRANSFORMER_READS_MARTS = REPORTER_READS_RAW.replace(
 describe("privileges of a config", () => {
     it("lists what each role, loader and user holds, as the components grant it", () => {
         expect(privilegeLines(configOf(CLEAN))).toEqual([
-            "loader_salesforce: CONNECT on database",
+            "loader_salesforce: CONNECT, TEMPORARY on database",
             "loader_salesforce: CREATE, USAGE on schema raw_salesforce",
-            "loader_stripe: CONNECT on database",
+            "loader_stripe: CONNECT, TEMPORARY on database",
             "loader_stripe: CREATE, USAGE on schema raw_stripe",
             "reporter: CONNECT on database",
             "reporter: USAGE on schema marts",
             "reporter: SELECT on marts",
-            "transformer: CONNECT on database",
+            // Writers stage work in temporary tables (Singer targets, dbt incremental models); readers do not.
+            "transformer: CONNECT, TEMPORARY on database",
             "transformer: CREATE, USAGE on schema marts",
             "transformer: SELECT, INSERT, UPDATE, DELETE, TRUNCATE, REFERENCES, TRIGGER on marts",
             "transformer: USAGE, SELECT, UPDATE on sequences in marts",

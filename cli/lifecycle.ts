@@ -7,6 +7,7 @@ import { createInterface } from "node:readline/promises";
 import { TARGETS, type Target } from "../config/schema";
 import { checkUp, destroyStack, listEnvironments, Refused, upBranch } from "../lifecycle/environments";
 import { age, isBranchEnvironment, selectForPrune, TAG } from "../lifecycle/policy";
+import { shellQuote } from "../lifecycle/connection";
 import { summaryMarkdown } from "../lifecycle/summary";
 import { localDir } from "../local/embedded";
 import { localContext, workspace } from "../local/workspace";
@@ -79,7 +80,9 @@ export async function up(root: string, branch: string, o: { target?: Target; sum
         const local = backend.startsWith("file://") && ctx.envVars.PULUMI_CONFIG_PASSPHRASE !== undefined;
         const env = local ? `PULUMI_BACKEND_URL=${backend} PULUMI_CONFIG_PASSPHRASE_FILE=${join(localDir(root), "passphrase")} ` : "";
         io.out(`Passwords: ${env}${ctx.pulumi.command} stack output --show-secrets -s ${outcome.stack} userPasswords   (or loaderConnections)`);
-        io.out(`Destroy it with: npx dataops destroy --branch '${branch}' --yes`);
+        io.out(`Load sample data: npx dataops load --branch ${shellQuote(branch)}    Build: npx dataops dbt --branch ${shellQuote(branch)} build`);
+        io.out(`Connect: npx dataops env --branch ${shellQuote(branch)} --user NAME --format shell`);
+        io.out(`Destroy it with: npx dataops destroy --branch ${shellQuote(branch)} --yes`);
     }
     return 0;
 }

@@ -1,6 +1,7 @@
 // The Markdown an `up` leaves for a merge-request or pull-request comment. No secrets:
 // connection strings carry no password, and it says how to get one.
 import type { UpOutcome } from "./environments";
+import { shellQuote } from "./connection";
 import { TAG } from "./policy";
 
 export const SUMMARY_MARKER = "<!-- dataops-summary -->";
@@ -31,7 +32,7 @@ export function summaryMarkdown(o: UpOutcome): string {
         "",
         `Passwords: \`pulumi stack output --show-secrets -s ${s.stack} userPasswords\` with the team's state backend.`,
         "",
-        `Destroy by hand: \`npx dataops destroy --branch '${(s.branch ?? "").replace(/'/g, "'\\''")}' --yes\``,
+        `Destroy by hand: \`npx dataops destroy --branch ${shellQuote(s.branch ?? "")} --yes\``,
         "",
     ];
     return lines.join("\n");

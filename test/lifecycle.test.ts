@@ -137,7 +137,10 @@ describe("merge-request summary", () => {
         expect(md).toContain("| Built from | dataops-environments 0.1.0, commit `0123456789ab` |");
         expect(md).toContain("| Expires | 2026-11-25T12:00:00.000Z (renewed by every push; TTL 72h) |");
         expect(md).toContain("alice        postgresql://br_feature_a_8221f6cb_alice@localhost:54329/br_feature_a_8221f6cb_analytics");
-        expect(md).toContain("npx dataops destroy --branch 'feature/a' --yes");
+        expect(md).toContain("npx dataops destroy --branch feature/a --yes");
+        // A hostile branch name is one quoted shell word: pasting the hint runs nothing else.
+        const hostile = summaryMarkdown({ ...outcome, summary: { ...outcome.summary, branch: "q'$(touch x)'q" } });
+        expect(hostile).toContain("npx dataops destroy --branch 'q'\\''$(touch x)'\\''q' --yes");
         expect(md).not.toMatch(/password=|:[^@/\s]+@localhost/);
     });
 });

@@ -7,8 +7,9 @@
 // SQL engine: `sql`, the one the CLI uses on a server target. The `provider` engine needs
 // the postgresql plugin, which cannot be built on a machine that reaches only package
 // registries; where it is not installed this suite says so (see the first test's log).
-import { existsSync, readdirSync } from "node:fs";
-import { homedir } from "node:os";
+import { spawnSync } from "node:child_process";
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
+import { homedir, tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { Client } from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -146,6 +147,28 @@ describe("real tools in a branch environment (sql engine)", () => {
         expect((await alice.query("SELECT nspname FROM pg_namespace WHERE nspname NOT LIKE 'pg\\_%' AND nspname <> 'information_schema' ORDER BY 1")).rows.map((r) => r.nspname)).toEqual([
             "marts", "public", "raw_app_db", "raw_salesforce", "raw_stripe", "raw_web_events", "staging",
         ]);
+    });
+
+    it("GIVEN the CI step after up WHEN it runs THEN dbt's result is added to the merge-request summary, slim CI included, and a failure is reported", async () => {
+        const dir = mkdtempSync(join(tmpdir(), "dataops-ci-"));
+        const state = join(dir, "prod-state");
+        mkdirSync(state);
+        copyFileSync(join(root, "dbt", "target", "manifest.json"), join(state, "manifest.json"));
+        const ci = (env: Record<string, string>) =>
+            spawnSync("sh", ["ci/dbt-build.sh", join(dir, "summary.md")], { cwd: root, env: { ...process.env, DATAOPS_BRANCH: BRANCH, ...env }, encoding: "utf8" });
+        writeFileSync(join(dir, "summary.md"), "");
+        const full = ci({});
+        expect(full.status, full.stdout + full.stderr).toBe(0);
+        const slim = ci({ DATAOPS_DBT_STATE: state });
+        expect(slim.status, slim.stdout + slim.stderr).toBe(0);
+        // bob only reads: dbt fails, and the summary says so with its last lines.
+        const denied = ci({ DATAOPS_DBT_USER: "bob" });
+        expect(denied.status).toBe(1);
+        const summary = readFileSync(join(dir, "summary.md"), "utf8");
+        expect(summary).toContain("#### dbt build (every model)\n\nPassed. Done. PASS=26 WARN=0 ERROR=0 SKIP=0");
+        expect(summary).toContain("#### dbt build (slim CI: models changed against production's manifest, the rest deferred to production)\n\nPassed.");
+        expect(summary).toMatch(/\*\*Failed\*\* \(exit 1\)[\s\S]*permission denied/);
+        expect(summary).not.toMatch(/PGPASSWORD|password=/i);
     });
 
     it("GIVEN marts built by dbt WHEN bob (the reporter) works THEN he reads marts and is denied raw, staging and every write, temporary tables included", async () => {

@@ -1,5 +1,5 @@
 // Wiring only: read the stack's config once, hand typed values to the components.
-import { existsSync, readFileSync } from "node:fs";
+import { readFileSync } from "node:fs";
 import * as path from "node:path";
 import * as pulumi from "@pulumi/pulumi";
 import { currentCommit } from "./cli/git";
@@ -19,7 +19,7 @@ function define() {
             stack,
             values: stackValues(pulumi.runtime.allConfig()),
             // A branch mirrors production's committed text, not production's stack: no secret can come along.
-            production: isBranchStack(stack) && existsSync(productionFile) ? readStackFile(productionFile).values : undefined,
+            production: isBranchStack(stack) ? readStackFile(productionFile).values : undefined,
             serverAdminPassword: config.getSecret("serverAdminPassword"),
             loaderSecrets: config.getSecretObject<Record<string, Record<string, string>>>("loaderSecrets"),
             build: {

@@ -53,6 +53,16 @@ export function auditProject(files: readonly StackText[], options: AuditOptions)
             ? { section: { status: "not-applicable" as const, reason: options.mirror.skip }, findings: [] }
             : mirrorSection(options.mirror, prod?.stack);
 
+    // Every branch is derived from production's file, and up refuses without it: its absence is a finding.
+    if (!prodText)
+        validation.unshift({
+            id: "prod-missing",
+            severity: "error",
+            file: PRODUCTION_FILE,
+            key: "",
+            message: "is missing: production's config, from which every branch environment is derived, is not in the tree",
+            fix: `restore it (git checkout -- ${PRODUCTION_FILE}) or commit production's stack file`,
+        });
     const findings = [...validation, ...policies, ...mirror.findings];
     const errors = findings.filter((f) => f.severity === "error").length;
     return {

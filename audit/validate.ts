@@ -5,7 +5,7 @@ import { parse } from "yaml";
 import { ConfigError, NAMESPACE } from "../config/errors";
 import { parseConfig, resolveEnvironment } from "../config/environment";
 import type { DataopsConfig } from "../config/schema";
-import { parseStackFile } from "../config/stackFiles";
+import { parseStackFile, stackFileProblem } from "../config/stackFiles";
 import { isBranchStack } from "../naming";
 import type { Finding, StackText } from "./types";
 
@@ -62,13 +62,9 @@ function problemsOf(run: () => unknown): string[] {
  */
 export function validateStack(f: StackText, production?: Record<string, unknown>): { stack: ValidatedStack; findings: Finding[] } {
     const stack = stackOf(f.name);
-    let document: unknown;
-    try {
-        document = parse(f.text);
-    } catch (e) {
-        const first = (e as Error).message.split("\n")[0].replace(/:$/, "");
-        return { stack: { file: f.name, stack }, findings: [validationFinding(f.name, "", `is not valid YAML: ${first}`)] };
-    }
+    const problem = stackFileProblem(f.text);
+    if (problem) return { stack: { file: f.name, stack }, findings: [validationFinding(f.name, "", problem)] };
+    const document: unknown = parse(f.text);
     const config = (document as { config?: unknown } | null)?.config;
     if (document !== null && (typeof document !== "object" || Array.isArray(document) || (config !== undefined && (typeof config !== "object" || config === null || Array.isArray(config)))))
         return { stack: { file: f.name, stack, document }, findings: [validationFinding(f.name, "", "is not a Pulumi stack file (a map with a config: map)")] };

@@ -32,6 +32,20 @@ export function identifier(what = "identifier", max: number = IDENTIFIER_MAX) {
     return text(rule).refine((v) => isIdentifier(v, max), { error: `is not a valid ${what} (${rule})`, abort: true });
 }
 
+/**
+ * Schemas PostgreSQL (or every database) already has. An environment that declared one would
+ * share it with PUBLIC and drop it on destroy, which cannot work (`public` belongs to the
+ * database owner and holds what PUBLIC made), so they are refused by name.
+ */
+export const RESERVED_SCHEMAS = ["public", "information_schema"] as const;
+
+export function schemaName() {
+    return identifier("schema name").refine((v) => !(RESERVED_SCHEMAS as readonly string[]).includes(v), {
+        error: `is a reserved schema (not allowed: ${RESERVED_SCHEMAS.join(", ")}, pg_*; choose a schema of the environment's own, e.g. staging)`,
+        abort: true,
+    });
+}
+
 export function oneOf<const T extends readonly [string, ...string[]]>(values: T) {
     const allowed = values.join(" | ");
     return z.enum(values, {

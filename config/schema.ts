@@ -21,6 +21,7 @@ import {
     pinnedImage,
     pinnedVersion,
     record,
+    schemaName,
     schemaPattern,
     text,
 } from "./rules";
@@ -50,7 +51,7 @@ const warehouse = record({
     engineVersion: engineVersion().describe("Pinned PostgreSQL version, MAJOR.MINOR. Changing it is a merge request, rehearsed on a branch first."),
     target: oneOf(TARGETS).describe("Where the warehouse runs: `aws` (Aurora or RDS), `docker` (a local container) or `server` (an existing PostgreSQL)."),
     database: identifier("database name").default("analytics").describe("Name of the environment's database; the environment prefix is put in front of it."),
-    schemas: list(identifier("schema name"), "schema names").default(["staging", "marts"]).describe("Schema layout besides the loaders' raw schemas, e.g. staging and marts."),
+    schemas: list(schemaName(), "schema names").default(["staging", "marts"]).describe("Schema layout besides the loaders' raw schemas, e.g. staging and marts."),
     sizing: record({
         instanceClass: instanceClass().default("db.t4g.medium").describe("AWS instance class."),
         instances: integer(1, 15).default(1).describe("Aurora instances (writer plus readers); RDS uses one."),
@@ -98,7 +99,7 @@ const loader = record({
     version: pinnedVersion().optional().describe("Pinned tool version (meltano) or connector image tag (airbyte). Required for those tools."),
     image: pinnedImage().optional().describe("Container image with a pinned tag or digest; required for `image`, optional override for meltano/airbyte."),
     source: text("an extractor or source name such as tap-salesforce").regex(/^[a-z0-9][a-z0-9_.-]{0,99}$/, { error: `is not an extractor or source name (lowercase letters, digits, . _ -), e.g. "tap-salesforce"` }).describe("Extractor (Meltano tap), Airbyte source, or Fivetran/Stitch connector."),
-    schema: identifier("schema name").optional().describe("Raw schema the loader writes; `raw_<name>` by default."),
+    schema: schemaName().optional().describe("Raw schema the loader writes; `raw_<name>` by default."),
     schedule: cron().default("0 */6 * * *").describe("When the loader runs (cron, UTC)."),
     settings: z
         .record(z.string(), z.union([z.string(), z.number(), z.boolean()]), { error: "is not a map of setting names to strings, numbers or booleans" })

@@ -2,8 +2,9 @@
 // their namespace stripped; secure values are reported by key and never returned,
 // so nothing derived from a file can carry a production secret.
 import { readFileSync } from "node:fs";
+import { basename, dirname } from "node:path";
 import { parse } from "yaml";
-import { NAMESPACE } from "./errors";
+import { ConfigError, NAMESPACE } from "./errors";
 
 export interface StackFile {
     readonly values: Record<string, unknown>;
@@ -35,6 +36,37 @@ export function parseStackFile(text: string): StackFile {
     return { values, secureKeys };
 }
 
+/**
+ * A stack file holds a few kilobytes of config. Far larger is a mistake (a generated file, a
+ * paste), and YAML and validation would take minutes on it: refused, named, before parsing.
+ */
+export const MAX_STACK_FILE_BYTES = 1024 * 1024;
+
+/** Why a stack file's text cannot be read as one, or undefined when it can. */
+export function stackFileProblem(text: string): string | undefined {
+    const bytes = Buffer.byteLength(text, "utf8");
+    if (bytes > MAX_STACK_FILE_BYTES)
+        return `is ${(bytes / 1024 / 1024).toFixed(1)} MiB; a stack file may be at most ${MAX_STACK_FILE_BYTES / 1024 / 1024} MiB (it holds config, not data)`;
+    try {
+        parse(text);
+    } catch (e) {
+        return `is not valid YAML: ${(e as Error).message.split("\n")[0].replace(/:$/, "")}`;
+    }
+    return undefined;
+}
+
+/** Reads and parses a stack file; a missing, oversized or unparsable file is a ConfigError naming it. */
 export function readStackFile(path: string): StackFile {
-    return parseStackFile(readFileSync(path, "utf8"));
+    const name = basename(path);
+    let text: string;
+    try {
+        text = readFileSync(path, "utf8");
+    } catch (e) {
+        if ((e as NodeJS.ErrnoException).code === "ENOENT")
+            throw new ConfigError(name, [`is missing from ${dirname(path)} (every environment is checked against it; restore it from git: git checkout -- ${name})`]);
+        throw e;
+    }
+    const problem = stackFileProblem(text);
+    if (problem) throw new ConfigError(name, [problem]);
+    return parseStackFile(text);
 }

@@ -5,7 +5,9 @@ import { parseConfig } from "../config/environment";
 import { ConfigError } from "../config/errors";
 import { isIdentifier } from "../config/rules";
 import { loaderSchema } from "../config/schema";
-import { parseStackFile, readStackFile } from "../config/stackFiles";
+import { MAX_STACK_FILE_BYTES, parseStackFile, readStackFile } from "../config/stackFiles";
+import { mkdtempSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
 
 type Values = Record<string, unknown>;
 
@@ -39,6 +41,10 @@ describe("parseConfig: one exact problem line per bad input", () => {
         ["an SQL injection attempt as a schema", withLoader({ schema: "raw; drop table x" }), `dataops:loaders[0].schema: "raw; drop table x" is not a valid schema name ${SCHEMA_RULE}`],
         ["an uppercase schema", withLoader({ schema: "Raw" }), `dataops:loaders[0].schema: "Raw" is not a valid schema name ${SCHEMA_RULE}`],
         ["a pg_ schema", withLoader({ schema: "pg_raw" }), `dataops:loaders[0].schema: "pg_raw" is not a valid schema name ${SCHEMA_RULE}`],
+        // Reserved schemas: public belongs to the database and PUBLIC; destroying it failed and orphaned the environment.
+        ["public as a loader's schema", withLoader({ schema: "public" }), `dataops:loaders[0].schema: "public" is a reserved schema (not allowed: public, information_schema, pg_*; choose a schema of the environment's own, e.g. staging)`],
+        ["public in the layout", withWarehouse({ schemas: ["staging", "public"] }), `dataops:warehouse.schemas[1]: "public" is a reserved schema (not allowed: public, information_schema, pg_*; choose a schema of the environment's own, e.g. staging)`],
+        ["information_schema in the layout", withWarehouse({ schemas: ["information_schema"] }), `dataops:warehouse.schemas[0]: "information_schema" is a reserved schema (not allowed: public, information_schema, pg_*; choose a schema of the environment's own, e.g. staging)`],
         ["a 41-character schema", withLoader({ schema: "a".repeat(41) }), `dataops:loaders[0].schema: "${"a".repeat(41)}" is not a valid schema name ${SCHEMA_RULE}`],
         ["a target outside the enum", withWarehouse({ target: "gcp" }), `dataops:warehouse.target: "gcp" is not allowed (allowed: aws | docker | server)`],
         ["an unsupported major", withWarehouse({ engineVersion: "12.1" }), `dataops:warehouse.engineVersion: "12.1" is not ${ENGINE_RULE}`],
@@ -256,5 +262,27 @@ describe("isIdentifier", () => {
                 expect(isIdentifier(s)).toBe(!s.startsWith("pg_"));
             }),
         );
+    });
+});
+
+describe("readStackFile: a file that cannot be read is named, with what to do", () => {
+    const dir = () => mkdtempSync(path.join(tmpdir(), "dataops-stackfile-"));
+
+    it("GIVEN no production file WHEN read THEN a ConfigError names it and says how to restore it", () => {
+        const d = dir();
+        expect(() => readStackFile(path.join(d, "Pulumi.prod.yaml"))).toThrow(ConfigError);
+        expect(() => readStackFile(path.join(d, "Pulumi.prod.yaml"))).toThrow(`Pulumi.prod.yaml: invalid configuration\n  - is missing from ${d} (every environment is checked against it; restore it from git: git checkout -- Pulumi.prod.yaml)`);
+    });
+
+    it("GIVEN a YAML syntax error WHEN read THEN the file is named with the parser's line", () => {
+        const d = dir();
+        writeFileSync(path.join(d, "Pulumi.prod.yaml"), "config:\n  dataops:warehouse: {target: server\n");
+        expect(() => readStackFile(path.join(d, "Pulumi.prod.yaml"))).toThrow(/^Pulumi\.prod\.yaml: invalid configuration\n {2}- is not valid YAML: /);
+    });
+
+    it("GIVEN a file over the size limit WHEN read THEN it is refused before parsing", () => {
+        const d = dir();
+        writeFileSync(path.join(d, "Pulumi.prod.yaml"), `config:\n  dataops:x: "${"y".repeat(MAX_STACK_FILE_BYTES)}"\n`);
+        expect(() => readStackFile(path.join(d, "Pulumi.prod.yaml"))).toThrow("a stack file may be at most 1 MiB (it holds config, not data)");
     });
 });

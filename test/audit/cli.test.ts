@@ -107,3 +107,32 @@ describe("the project's own committed stacks", () => {
         expect(json.mirror.differences.every((d) => d.explained)).toBe(true);
     });
 });
+
+describe("dataops audit on a broken tree", () => {
+    it("GIVEN Pulumi.prod.yaml deleted WHEN audited THEN it is a finding (exit 1), not a clean pass", async () => {
+        const dir = folderWith("clean");
+        rmSync(path.join(dir, "Pulumi.prod.yaml"));
+        try {
+            const { code, out } = await run(dir, ["--json", "--stack", "br-x"]);
+            expect(code).toBe(1);
+            const report = JSON.parse(out.join("\n")) as { findings: Array<{ id: string; file: string; message: string }> };
+            expect(report.findings[0]).toMatchObject({ id: "prod-missing", file: "Pulumi.prod.yaml" });
+        } finally {
+            rmSync(path.join(dir), { recursive: true, force: true });
+        }
+    });
+
+    it("GIVEN a 5 MB stack file of 100,000 keys WHEN audited THEN it is refused by size, at once, with the file named", async () => {
+        const dir = folderWith("clean");
+        const keys = Array.from({ length: 100_000 }, (_, i) => `  dataops:key${i}: "${"x".repeat(40)}"`).join("\n");
+        writeFileSync(path.join(dir, "Pulumi.dev.yaml"), `config:\n${keys}\n`);
+        try {
+            const { code, out } = await run(dir, ["--json", "--stack", "br-x"]);
+            expect(code).toBe(1);
+            const report = JSON.parse(out.join("\n")) as { findings: Array<{ id: string; file: string; message: string }> };
+            expect(report.findings.find((f) => f.file === "Pulumi.dev.yaml")?.message).toMatch(/^is \d\.\d MiB; a stack file may be at most 1 MiB/);
+        } finally {
+            rmSync(dir, { recursive: true, force: true });
+        }
+    });
+});

@@ -15,6 +15,8 @@ const EXPECTED: Record<string, Row[]> = {
     "branch-ttl": [["branch-ttl", "warning", "dataops:branches.ttl", "is not set: branch environments live for the default 72h, which nobody reviewed"]],
     "clean": [],
     "dev-not-production": [],
+    // Every branch derives from production's file; a tree without it must not pass.
+    "prod-missing": [["prod-missing", "error", "", "is missing: production's config, from which every branch environment is derived, is not in the tree"]],
     "loader-pin": [
         ["loader-pin", "error", "dataops:loaders[0].version", '"3" moves (a bare major version or a channel), so loader salesforce is not reproducible'],
         ["loader-pin", "error", "dataops:loaders[2].image", '"ghcr.io/acme/tap-events:stable" has the moving tag "stable", so loader events is not reproducible'],
@@ -73,7 +75,7 @@ describe("policies", () => {
     it("gives every finding a one-line fix", () => {
         const all = Object.keys(EXPECTED).flatMap((n) => audit(n).findings);
         expect(new Set(all.map((f) => f.id))).toEqual(
-            new Set(["prod-deletion-protection", "prod-protect", "prod-encryption", "prod-backups", "prod-public-access", "plaintext-secret", "branch-ttl", "branch-caps", "loader-pin", "raw-write", "mirror-invalid"]),
+            new Set(["prod-missing", "prod-deletion-protection", "prod-protect", "prod-encryption", "prod-backups", "prod-public-access", "plaintext-secret", "branch-ttl", "branch-caps", "loader-pin", "raw-write", "mirror-invalid"]),
         );
         for (const f of all) expect(f.fix).toMatch(/^[^\n]{10,200}$/);
         expect(audit("prod-protect").findings[0].fix).toBe("set dataops:warehouse.protection.protect: true");

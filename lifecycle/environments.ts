@@ -5,11 +5,12 @@ import { parseConfig } from "../config/environment";
 import { readStackFile } from "../config/stackFiles";
 import type { DataopsConfig, ServerConnection, Target } from "../config/schema";
 import type { EnvironmentSummary } from "../components/dataPlatform";
-import { ensureEmbeddedServer } from "../local/embedded";
-import { type LocalContext, serverConfig, workspace } from "../local/workspace";
-import { DEVELOPMENT_STACK, PRODUCTION_STACK, stackNameForBranch } from "../naming";
+import { EMBEDDED_PORT, ensureEmbeddedServer } from "../local/embedded";
+import { isUnreadableState, type LocalContext, repairLocalState, serverConfig, withStateRepair, workspace } from "../local/workspace";
+import { DEVELOPMENT_STACK, environmentPrefix, PRODUCTION_STACK, stackNameForBranch } from "../naming";
 import { type EnvironmentOutputs, shellQuote } from "./connection";
 import { type StackInfo, TAG, upTags } from "./policy";
+import { type ServerAdmin, sweep } from "./sweep";
 
 export class Refused extends Error {}
 
@@ -30,6 +31,8 @@ export interface UpOptions {
     readonly embedded?: boolean;
     readonly onOutput?: (text: string) => void;
     readonly log: (line: string) => void;
+    /** Aborted on Ctrl-C or a cancelled job: the engine is asked to stop cleanly and save its state. */
+    readonly signal?: AbortSignal;
 }
 
 export interface UpOutcome {
@@ -69,36 +72,40 @@ export async function upBranch(ctx: LocalContext, opts: UpOptions): Promise<UpOu
     const { stack: name, policy } = checkUp(ctx.root, opts);
     const target = opts.target ?? policy.target;
     const ws = await workspace(ctx);
-    // Select first, create only when missing: one engine call for the common case (a later push).
-    const found = await selectStack(ctx, name).catch((e: unknown) => {
-        if (e instanceof StackNotFoundError) return undefined;
-        throw e;
-    });
-    const stack = found ?? (await createStack(ctx, name));
-
+    // Everything that can refuse or fail runs before the stack exists (a missing admin password,
+    // a busy port): a refused up leaves nothing behind.
     const config: Record<string, { value: string; secret?: boolean }> = { "dataops:branch": { value: opts.branch } };
     if (opts.target) config["dataops:target"] = { value: opts.target };
     if (target === "server") {
         const { server, password } = await serverFor(ctx.root, opts.embedded ? undefined : policy.server, opts);
         Object.assign(config, serverConfig(server, password));
     }
-    await stack.setAllConfig(config);
 
-    // Each tag is one engine call: write only those that changed (on a later push, the expiry and commit).
-    const existingTags = found ? await ws.listTags(name) : {};
+    // Select first, create only when missing: one engine call for the common case (a later push).
+    const found = await selectStack(ctx, name).catch((e: unknown) => {
+        if (e instanceof StackNotFoundError) return undefined;
+        throw e;
+    });
+    const stack = found ?? (await createOrJoin(ctx, name, opts.lockTimeoutSeconds, opts.log));
+
+    // Tagged before anything else happens to it: a stack this up made is always recognisable as a
+    // branch environment, so destroy and prune can remove it whatever fails next. Each tag is one
+    // engine call: write only those that changed (on a later push, the expiry and the commit).
+    const existingTags = await ws.listTags(name);
     const tags = upTags({ branch: opts.branch, commit: opts.commit, author: opts.author, target, ttl: policy.ttl }, opts.now(), existingTags);
     for (const [k, v] of Object.entries(tags)) if (existingTags[k] !== v) await ws.setTag(name, k, v);
+    await stack.setAllConfig(config);
 
     // Recovery is paid for only when needed: try the update, and clear an interrupted
     // update's leftovers (pending operations, a dead process's lock) when it is refused.
     let recovered = false;
     const result = await withLockWait(ctx, name, opts.lockTimeoutSeconds, opts.log, async () => {
         try {
-            return await stack.up({ color: "never", onOutput: opts.onOutput });
+            return await stack.up({ color: "never", onOutput: opts.onOutput, signal: opts.signal });
         } catch (e) {
-            if (!PENDING.test(String(e)) || !(await clearPendingOperations(stack, opts.log))) throw e;
+            if (opts.signal?.aborted || !PENDING.test(String(e)) || !(await clearPendingOperations(stack, opts.log))) throw e;
             recovered = true;
-            return stack.up({ color: "never", onOutput: opts.onOutput });
+            return stack.up({ color: "never", onOutput: opts.onOutput, signal: opts.signal });
         }
     });
     // Some engine versions only warn about another run's pending operations and converge anyway.
@@ -110,8 +117,30 @@ export async function upBranch(ctx: LocalContext, opts: UpOptions): Promise<UpOu
     return { stack: name, summary: result.outputs.environment.value as EnvironmentSummary, changes, tags, recovered };
 }
 
-async function selectStack(ctx: LocalContext, name: string): Promise<Stack> {
-    return LocalWorkspace.selectStack({ stackName: name, workDir: ctx.root }, { pulumiCommand: ctx.pulumi, envVars: ctx.envVars });
+const stderrLog = (line: string) => process.stderr.write(`${line}\n`);
+
+async function selectStack(ctx: LocalContext, name: string, log: (line: string) => void = stderrLog): Promise<Stack> {
+    return withStateRepair(ctx, log, () => LocalWorkspace.selectStack({ stackName: name, workDir: ctx.root }, { pulumiCommand: ctx.pulumi, envVars: ctx.envVars }));
+}
+
+/**
+ * Create a branch's stack; when another pipeline created it a moment earlier (two pushes of a
+ * new branch), or holds it while creating, use that one: the update that follows waits for
+ * its lock like any other.
+ */
+async function createOrJoin(ctx: LocalContext, name: string, timeoutSeconds: number, log: (line: string) => void): Promise<Stack> {
+    const deadline = Date.now() + timeoutSeconds * 1000;
+    for (;;) {
+        try {
+            return await createStack(ctx, name);
+        } catch (e) {
+            const text = String(e);
+            if (/already exists/i.test(text)) return selectStack(ctx, name);
+            if (!/currently locked|concurrent update/i.test(text) || Date.now() >= deadline) throw e;
+            log(`dataops: ${name} is being created by another run; waiting`);
+            await new Promise((r) => setTimeout(r, 2000));
+        }
+    }
 }
 
 async function createStack(ctx: LocalContext, name: string): Promise<Stack> {
@@ -144,6 +173,13 @@ async function withLockWait<T>(ctx: LocalContext, name: string, timeoutSeconds: 
         try {
             return await op();
         } catch (e) {
+            // While another run writes the state file, a reader can catch it half-written: that
+            // is the same wait, and a file a killed run left half-written is repaired.
+            if (isUnreadableState(e) && Date.now() < deadline) {
+                repairLocalState(ctx, log);
+                await new Promise((r) => setTimeout(r, 1000));
+                continue;
+            }
             if (!(e instanceof ConcurrentUpdateError) && !/currently locked|concurrent update/i.test(String(e))) throw e;
             if (await clearStaleLock(ctx, name, log)) continue;
             if (Date.now() >= deadline) throw new Error(`${name} is locked by another update and did not become free within ${timeoutSeconds}s; try again later or raise --lock-timeout`);
@@ -186,29 +222,70 @@ export async function destroyBranch(ctx: LocalContext, branch: string, log: (lin
     return destroyStack(ctx, stackNameForBranch(branch), log, onOutput);
 }
 
-export async function destroyStack(ctx: LocalContext, name: string, log: (line: string) => void, onOutput?: (t: string) => void, lockTimeoutSeconds = 600): Promise<DestroyOutcome> {
+export async function destroyStack(ctx: LocalContext, name: string, log: (line: string) => void, onOutput?: (t: string) => void, lockTimeoutSeconds = 600, signal?: AbortSignal): Promise<DestroyOutcome> {
     if (name === PRODUCTION_STACK || name === DEVELOPMENT_STACK) throw new Refused(`${name} is not a branch environment; destroy refuses it (use pulumi directly if you really mean it)`);
     const ws = await workspace(ctx);
-    if (!(await ws.listStacks()).some((s) => s.name === name)) return { stack: name, destroyed: false };
+    if (!(await withStateRepair(ctx, log, () => ws.listStacks())).some((s) => s.name === name)) return { stack: name, destroyed: false };
     const tags = await ws.listTags(name);
     if (tags[TAG.kind] !== "branch") throw new Refused(`${name} was not created for a branch (no ${TAG.kind}=branch tag); destroy refuses it`);
     const stack = await selectStack(ctx, name);
     // The server (embedded or shared) must be reachable for the database and roles to be dropped.
-    const config = await stack.getAllConfig();
-    if (config["dataops:server"] && (JSON.parse(config["dataops:server"].value) as { host: string }).host === "localhost") await ensureEmbeddedServer(ctx.root, log);
+    const admin = serverAdmin(await stack.getAllConfig());
+    if (admin && admin.host === "localhost" && admin.port === EMBEDDED_PORT) await ensureEmbeddedServer(ctx.root, log);
     await withLockWait(ctx, name, lockTimeoutSeconds, log, async () => {
-        // A killed first up may have created objects its state never recorded: converge first,
-        // so destroy knows, and drops, everything.
-        if (await clearPendingOperations(stack, log)) await stack.up({ color: "never", onOutput });
-        await stack.destroy({ color: "never", onOutput });
+        // An interrupted update or destroy leaves pending operations, which the engine refuses to
+        // run past. Every delete here tolerates an object that is already gone, so clearing them
+        // and destroying is safe; what the state never recorded is swept below.
+        await clearPendingOperations(stack, log);
+        try {
+            await stack.destroy({ color: "never", onOutput, signal });
+        } catch (e) {
+            if (!admin || signal?.aborted) throw e;
+            // Whatever stopped it (an object a killed run half-removed), the environment's objects
+            // are found by name: remove them, and the destroy that follows has nothing left to fail on.
+            log(`dataops: destroying ${name} failed (${firstLine(e)}); removing its objects by name and destroying again`);
+            await sweep(admin, environmentPrefix(name));
+            await stack.destroy({ color: "never", onOutput, signal });
+        }
     });
+    if (admin) {
+        const left = await sweep(admin, environmentPrefix(name));
+        if (left.databases.length + left.roles.length > 0)
+            log(`dataops: removed what ${name}'s state did not record (an interrupted run): ${[...left.databases, ...left.roles].join(", ")}`);
+    }
     await ws.removeStack(name);
     return { stack: name, destroyed: true };
 }
 
-export async function listEnvironments(ws: LocalWorkspace): Promise<StackInfo[]> {
-    const stacks = await ws.listStacks();
-    return Promise.all(stacks.map(async (s) => ({ name: s.name, tags: await ws.listTags(s.name), lastUpdate: s.lastUpdate, resourceCount: s.resourceCount })));
+function firstLine(e: unknown): string {
+    const text = String((e as Error).message ?? e);
+    return (text.split("\n").find((l) => /error/i.test(l)) ?? text.split("\n")[0]).trim().slice(0, 300);
+}
+
+/** The admin connection of a branch on a server target, from its stack config (the password is a stack secret). */
+function serverAdmin(config: Record<string, { value: string; secret?: boolean }>): ServerAdmin | undefined {
+    const server = config["dataops:server"]?.value;
+    const password = config["dataops:serverAdminPassword"]?.value;
+    if (!server || password === undefined) return undefined;
+    const s = JSON.parse(server) as { host: string; port?: number; adminUser?: string; sslMode?: string };
+    return { host: s.host, port: s.port ?? 5432, user: s.adminUser ?? "postgres", password, sslMode: s.sslMode ?? "prefer" };
+}
+
+/** Every stack with its tags. A stack whose tags cannot be read is named and left out; the others are listed. */
+export async function listEnvironments(ctx: LocalContext, log: (line: string) => void): Promise<StackInfo[]> {
+    const ws = await workspace(ctx);
+    const stacks = await withStateRepair(ctx, log, () => ws.listStacks());
+    const infos = await Promise.all(
+        stacks.map(async (s): Promise<StackInfo | undefined> => {
+            try {
+                return { name: s.name, tags: await ws.listTags(s.name), lastUpdate: s.lastUpdate, resourceCount: s.resourceCount };
+            } catch (e) {
+                log(`dataops: skipped stack ${s.name}: its state cannot be read (${firstLine(e)})`);
+                return undefined;
+            }
+        }),
+    );
+    return infos.filter((i) => i !== undefined);
 }
 
 /** A branch environment's outputs, secrets decrypted: for `dataops env`, `load` and `dbt`, never printed whole. */

@@ -3,12 +3,13 @@
 // git), and the embedded PostgreSQL as the `server` target.
 import { spawnSync } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { existsSync, mkdirSync, readdirSync, readFileSync, statSync, unlinkSync, writeFileSync } from "node:fs";
+import { chmodSync, copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, renameSync, statSync, unlinkSync, writeFileSync } from "node:fs";
 import { homedir } from "node:os";
 import { dirname, join } from "node:path";
 import { LocalWorkspace, PulumiCommand, type Stack } from "@pulumi/pulumi/automation";
 import type { ServerConnection } from "../config/schema";
 import { type EmbeddedServer, ensureEmbeddedServer, localDir } from "./embedded";
+import { reapOrphanedProviders } from "./processes";
 
 export interface LocalContext {
     readonly root: string;
@@ -23,6 +24,7 @@ export interface LocalContext {
  * download, or built from Go modules) and fail with its own explanation when it cannot.
  */
 export async function ensureEngine(root: string, log: (line: string) => void): Promise<PulumiCommand> {
+    checkPulumiHome();
     // Fast path: the bootstrap's stamp says the pinned engine is installed (saves a Node start).
     const cached = installedEngine(root);
     if (cached) return PulumiCommand.get({ root: dirname(cached), skipVersionCheck: false });
@@ -38,6 +40,30 @@ export async function ensureEngine(root: string, log: (line: string) => void): P
     // PulumiCommand.get wants the folder above bin/ and checks the version against the SDK's minimum.
     return PulumiCommand.get({ root: dirname(bin), skipVersionCheck: false });
 }
+
+/**
+ * The engine, its plugins and its caches live in Pulumi's home. One that cannot be written
+ * (HOME=/proc/self, a read-only HOME in a container) sent the bootstrap into a build that hung
+ * without a word: refuse at once, naming the folder and the variables that choose it.
+ */
+function checkPulumiHome(): void {
+    const home = process.env.PULUMI_HOME ?? join(homedir(), ".pulumi");
+    const probe = join(home, `.dataops-write-check-${process.pid}`);
+    try {
+        // Not mkdirSync(recursive): under /proc it loops for ever instead of failing.
+        if (!existsSync(home)) mkdirSync(home);
+        writeFileSync(probe, "");
+        unlinkSync(probe);
+    } catch (e) {
+        throw new EngineRefused(
+            `Pulumi's home ${home} cannot be written (${(e as NodeJS.ErrnoException).code ?? (e as Error).message}): the engine and its caches live there. ` +
+                "Set HOME, or PULUMI_HOME, to a folder you can write",
+        );
+    }
+}
+
+/** A refusal before anything was done (exit 2). */
+export class EngineRefused extends Error {}
 
 /** The bin folder of the pinned engine, when scripts/engine.mjs recorded installing exactly it. */
 function installedEngine(root: string): string | undefined {
@@ -67,10 +93,15 @@ function secretFile(root: string, name: string): string {
  */
 export async function localContext(root: string, log: (line: string) => void = () => undefined, env: NodeJS.ProcessEnv = process.env): Promise<LocalContext> {
     const pulumi = await ensureEngine(root, log);
+    reapOrphanedProviders(root, log);
     const state = join(localDir(root), "state");
-    if (!env.PULUMI_BACKEND_URL) mkdirSync(state, { recursive: true });
+    if (!env.PULUMI_BACKEND_URL) {
+        // State holds every environment's encrypted secrets and its whole shape: the owner's only.
+        mkdirSync(state, { recursive: true, mode: 0o700 });
+        chmodSync(state, 0o700);
+    }
     const backend = env.PULUMI_BACKEND_URL ?? `file://${state}`;
-    if (backend.startsWith("file://")) repairFileState(backend.slice("file://".length), log);
+    if (backend.startsWith("file://")) repairFileState(backend.slice("file://".length), log, Date.now(), !env.PULUMI_BACKEND_URL);
     const hasPassphrase = env.PULUMI_CONFIG_PASSPHRASE !== undefined || env.PULUMI_CONFIG_PASSPHRASE_FILE !== undefined || !!env.PULUMI_SECRETS_PROVIDER;
     return {
         root,
@@ -89,30 +120,85 @@ export async function localContext(root: string, log: (line: string) => void = (
 }
 
 /**
- * A process killed while the file backend writes a checkpoint can leave an empty
- * `.attrs` file beside it, after which every stack listing fails with "EOF". An empty
- * attributes file carries nothing, so removing it loses nothing. Files younger than a
- * few seconds may be a write in progress and are left alone.
+ * A process killed while the file backend writes a stack's checkpoint can leave an empty
+ * `.attrs` file beside it, or a checkpoint that is empty or cut short; the engine then fails
+ * every command on that stack ("failed to load checkpoint: EOF"), and every listing of all
+ * stacks. Repairs, each logged:
+ * - an empty attributes file carries nothing: removed;
+ * - an unreadable checkpoint with a readable `.bak` (the engine's previous one): the bad one is
+ *   kept aside as `.corrupt-<time>` and the backup takes its place; the objects the lost
+ *   operations made are made again idempotently by the next up, or found by name by destroy;
+ * - an unreadable checkpoint without a backup: kept aside, so the other stacks work again and
+ *   `dataops destroy` finds the environment's objects by their name prefix.
+ * Files younger than `minAgeMs` may be a write in progress and are left alone, unless the
+ * engine has just failed on them (minAgeMs 0).
  */
-export function repairFileState(dir: string, log: (line: string) => void, now = Date.now()): string[] {
-    const removed: string[] = [];
+export function repairFileState(dir: string, log: (line: string) => void, now = Date.now(), privateFiles = false, minAgeMs = 5000): string[] {
+    const repaired: string[] = [];
+    const old = (path: string) => now - statSync(path).mtimeMs >= minAgeMs;
     const walk = (d: string) => {
         if (!existsSync(d)) return;
         for (const entry of readdirSync(d, { withFileTypes: true })) {
             const path = join(d, entry.name);
-            if (entry.isDirectory()) walk(path);
-            else if (entry.name.endsWith(".attrs")) {
-                const st = statSync(path);
-                if (st.size === 0 && now - st.mtimeMs > 5000) {
-                    unlinkSync(path);
-                    removed.push(path);
+            if (!existsSync(path)) continue; // removed by a repair of its checkpoint just before
+            if (entry.isDirectory()) {
+                walk(path);
+                continue;
+            }
+            // The project's own state: files the owner's only (the engine writes them 0644).
+            if (privateFiles && (statSync(path).mode & 0o077) !== 0) chmodSync(path, 0o600);
+            if (entry.name.endsWith(".attrs") && statSync(path).size === 0 && old(path)) {
+                unlinkSync(path);
+                repaired.push(path);
+                log(`dataops: repaired the state backend: removed the empty attribute file ${entry.name} left by an interrupted write`);
+            } else if (entry.name.endsWith(".json") && d.includes(`${join(".pulumi", "stacks")}`) && !readable(path) && old(path)) {
+                repaired.push(path);
+                const aside = `${path}.corrupt-${now}`;
+                renameSync(path, aside);
+                if (existsSync(`${path}.attrs`)) unlinkSync(`${path}.attrs`);
+                if (readable(`${path}.bak`)) {
+                    copyFileSync(`${path}.bak`, path);
+                    log(`dataops: the state of ${entry.name.replace(/\.json$/, "")} was cut short by an interrupted write; restored the engine's previous checkpoint (the bad one is kept as ${aside})`);
+                } else {
+                    log(`dataops: the state of ${entry.name.replace(/\.json$/, "")} is unreadable and has no backup; set it aside as ${aside} so the other stacks work. dataops destroy --branch B removes that environment's objects by name`);
                 }
             }
         }
     };
     walk(join(dir, ".pulumi"));
-    if (removed.length > 0) log(`dataops: repaired the state backend: removed ${removed.length} empty attribute file(s) left by an interrupted write`);
-    return removed;
+    return repaired;
+}
+
+function readable(path: string): boolean {
+    try {
+        JSON.parse(readFileSync(path, "utf8"));
+        return true;
+    } catch {
+        return false;
+    }
+}
+
+/** How the engine says a stack's state file could not be read. */
+const UNREADABLE_STATE = /failed to load checkpoint|unexpected end of JSON input|could not deserialize|invalid character .* looking for beginning/i;
+
+export function isUnreadableState(e: unknown): boolean {
+    return UNREADABLE_STATE.test(String(e));
+}
+
+/** Repair the local file backend at once (the engine just failed on it). Returns what was repaired. */
+export function repairLocalState(ctx: LocalContext, log: (line: string) => void): string[] {
+    const backend = ctx.envVars.PULUMI_BACKEND_URL ?? "";
+    return backend.startsWith("file://") ? repairFileState(backend.slice("file://".length), log, Date.now(), false, 0) : [];
+}
+
+/** Run an engine call; when it fails on an unreadable state file of the local backend, repair and run it once more. */
+export async function withStateRepair<T>(ctx: LocalContext, log: (line: string) => void, call: () => Promise<T>): Promise<T> {
+    try {
+        return await call();
+    } catch (e) {
+        if (!isUnreadableState(e) || repairLocalState(ctx, log).length === 0) throw e;
+        return call();
+    }
 }
 
 export async function workspace(ctx: LocalContext): Promise<LocalWorkspace> {

@@ -8,12 +8,13 @@ import { isBranchStack, stackNameForBranch } from "../naming";
 export interface DevIo {
     out(line: string): void;
     err(line: string): void;
+    signal?: AbortSignal;
 }
 
 export async function devDown(root: string, branch: string, io: DevIo, opts: { keepServer?: boolean } = {}): Promise<void> {
     const stackName = stackNameForBranch(branch);
     const ctx = await localContext(root, io.err);
-    const r = await destroyStack(ctx, stackName, io.err, (t) => process.stderr.write(t));
+    const r = await destroyStack(ctx, stackName, io.err, (t) => process.stderr.write(t), 600, io.signal);
     io.out(r.destroyed ? `dataops: ${stackName} destroyed and its stack removed` : `dataops: ${stackName} has no stack here; nothing to destroy`);
     const others = (await (await workspace(ctx)).listStacks()).map((s) => s.name).filter(isBranchStack);
     if (opts.keepServer || others.length > 0) {

@@ -5,13 +5,14 @@ import { userInfo } from "node:os";
 import { join } from "node:path";
 import { createInterface } from "node:readline/promises";
 import { TARGETS, type Target } from "../config/schema";
-import { checkUp, destroyStack, listEnvironments, Refused, upBranch } from "../lifecycle/environments";
+import { checkUp, destroyStack, listEnvironments, productionConfig, Refused, upBranch } from "../lifecycle/environments";
+import { findLeftovers, type ServerAdmin, sweep } from "../lifecycle/sweep";
 import { age, isBranchEnvironment, selectForPrune, TAG } from "../lifecycle/policy";
 import { shellQuote } from "../lifecycle/connection";
 import { summaryMarkdown } from "../lifecycle/summary";
-import { localDir } from "../local/embedded";
-import { localContext, workspace } from "../local/workspace";
-import { stackNameForBranch } from "../naming";
+import { ensureEmbeddedServer, localDir } from "../local/embedded";
+import { localContext } from "../local/workspace";
+import { environmentPrefix, stackNameForBranch } from "../naming";
 import { currentCommit } from "./git";
 
 export interface LifecycleIo {
@@ -21,6 +22,8 @@ export interface LifecycleIo {
     cwd: string;
     now(): Date;
     interactive: boolean;
+    /** Aborted on SIGINT or SIGTERM: the running engine operation is cancelled cleanly. */
+    signal?: AbortSignal;
 }
 
 export class UsageError extends Error {}
@@ -63,6 +66,7 @@ export async function up(root: string, branch: string, o: { target?: Target; sum
         embedded: o.embedded,
         onOutput: o.json ? undefined : (t) => process.stderr.write(t),
         log: io.err,
+        signal: io.signal,
     });
     if (o.summaryFile) writeFileSync(o.summaryFile, summaryMarkdown(outcome));
     if (o.json) io.out(JSON.stringify({ stack: outcome.stack, changes: outcome.changes, tags: outcome.tags, recovered: outcome.recovered, environment: outcome.summary }, null, 2));
@@ -97,9 +101,37 @@ export async function destroy(root: string, branch: string, yes: boolean, io: Li
         if (answer.trim() !== name) throw new Refused(`not confirmed; ${name} was left as it is`);
     }
     const ctx = await localContext(root, io.err, io.env as NodeJS.ProcessEnv);
-    const r = await destroyStack(ctx, name, io.err, (t) => process.stderr.write(t));
-    io.out(r.destroyed ? `${name}: destroyed and removed` : `${name}: no such stack; nothing to destroy`);
+    const r = await destroyStack(ctx, name, io.err, (t) => process.stderr.write(t), 600, io.signal);
+    if (r.destroyed) {
+        io.out(`${name}: destroyed and removed`);
+        return 0;
+    }
+    // No stack: never made, already destroyed, or its state was lost. The environment's objects
+    // carry its name prefix; look for them where branches run, list them, and remove them.
+    const swept = await sweepLostEnvironment(root, name, io);
+    io.out(swept ? `${name}: its state was lost; removed its objects by name` : `${name}: no such stack; nothing to destroy`);
     return 0;
+}
+
+async function sweepLostEnvironment(root: string, name: string, io: LifecycleIo): Promise<boolean> {
+    const servers: ServerAdmin[] = [];
+    if (existsSync(join(localDir(root), "pg", "data"))) {
+        const s = await ensureEmbeddedServer(root, io.err);
+        servers.push({ host: s.host, port: s.port, user: s.user, password: s.password, sslMode: "disable" });
+    }
+    const shared = productionConfig(root).branches.server;
+    if (shared && io.env.DATAOPS_SERVER_ADMIN_PASSWORD) servers.push({ host: shared.host, port: shared.port, user: shared.adminUser, password: io.env.DATAOPS_SERVER_ADMIN_PASSWORD, sslMode: shared.sslMode });
+    let any = false;
+    for (const server of servers) {
+        const left = await findLeftovers(server, environmentPrefix(name));
+        const names = [...left.databases.map((d) => `database ${d}`), ...left.roles.map((r) => `role ${r}`)];
+        if (names.length === 0) continue;
+        any = true;
+        io.err(`dataops: ${name} has no stack, but ${server.host}:${server.port} still holds its objects:`);
+        for (const n of names) io.err(`  ${n}`);
+        await sweep(server, environmentPrefix(name));
+    }
+    return any;
 }
 
 export function liveBranches(o: { remote?: string; branchesFrom?: string }, cwd: string): Set<string> | undefined {
@@ -120,8 +152,7 @@ export function liveBranches(o: { remote?: string; branchesFrom?: string }, cwd:
 export async function prune(root: string, o: { dryRun: boolean; remote?: string; branchesFrom?: string; json: boolean }, io: LifecycleIo): Promise<number> {
     const live = liveBranches(o, io.cwd); // read before anything is destroyed: a failure here changes nothing
     const ctx = await localContext(root, io.err, io.env as NodeJS.ProcessEnv);
-    const ws = await workspace(ctx);
-    const decisions = selectForPrune(await listEnvironments(ws), io.now(), live);
+    const decisions = selectForPrune(await listEnvironments(ctx, io.err), io.now(), live);
     const results: Array<(typeof decisions)[number] & { done: boolean; error?: string }> = [];
     let failed = false;
     for (const d of decisions) {
@@ -130,7 +161,7 @@ export async function prune(root: string, o: { dryRun: boolean; remote?: string;
             continue;
         }
         try {
-            await destroyStack(ctx, d.stack, io.err);
+            await destroyStack(ctx, d.stack, io.err, undefined, 600, io.signal);
             results.push({ ...d, done: true });
         } catch (e) {
             failed = true;
@@ -147,7 +178,7 @@ export async function prune(root: string, o: { dryRun: boolean; remote?: string;
 
 export async function ls(root: string, json: boolean, io: LifecycleIo): Promise<number> {
     const ctx = await localContext(root, io.err, io.env as NodeJS.ProcessEnv);
-    const stacks = await listEnvironments(await workspace(ctx));
+    const stacks = await listEnvironments(ctx, io.err);
     const now = io.now();
     const rows = stacks.map((s) => ({
         stack: s.name,

@@ -7,10 +7,13 @@ import { BRANCH_SOURCES, currentBranch } from "./git";
 import { devDown } from "./dev";
 import { destroy, ls, parseSeconds, parseTarget, prune, up, UsageError } from "./lifecycle";
 import { Refused } from "../lifecycle/environments";
+import { EmbeddedRefused } from "../local/embedded";
+import { EngineRefused } from "../local/workspace";
 import { AUDIT_SUMMARY, AUDIT_USAGE, runAudit } from "../audit";
 import { dbtCommand, envCommand, loadCommand, parseFormat, parseIdentity } from "./tools";
 
-export const EXIT = { ok: 0, failed: 1, usage: 2 } as const;
+/** 130: cancelled by a signal, as shells report a command ended by Ctrl-C. */
+export const EXIT = { ok: 0, failed: 1, usage: 2, cancelled: 130 } as const;
 
 export interface Io {
     out(line: string): void;
@@ -21,17 +24,46 @@ export interface Io {
     now?(): Date;
     /** Whether a person can answer a prompt. @default process.stdin.isTTY */
     interactive?: boolean;
+    /** Aborted when the operation must stop (the installed command: SIGINT or SIGTERM). */
+    signal?: AbortSignal;
 }
 
-const defaultIo: Io = {
+export const defaultIo: Io = {
     out: (l) => process.stdout.write(`${l}\n`),
     err: (l) => process.stderr.write(`${l}\n`),
     env: process.env,
     cwd: process.cwd(),
 };
 
+/**
+ * Ctrl-C or a cancelled CI job (SIGINT, SIGTERM) must not kill the CLI under a running engine:
+ * that leaves the engine's provider processes running and its state half-written. The first
+ * signal asks the engine to stop cleanly (it saves its state; the next run goes on from there);
+ * a second one exits at once.
+ */
+export function cancelOnSignals(log: (line: string) => void): { signal: AbortSignal; dispose(): void } {
+    const controller = new AbortController();
+    const onSignal = (name: NodeJS.Signals) => {
+        const code = name === "SIGINT" ? 130 : 143;
+        if (controller.signal.aborted) process.exit(code);
+        log(`dataops: ${name}: cancelling; the engine stops after the operations under way and saves its state (again to exit at once)`);
+        controller.abort();
+        // With no engine operation under way nothing listens to the abort: do not outlive the signal.
+        setTimeout(() => process.exit(code), 60_000).unref();
+    };
+    process.on("SIGINT", onSignal);
+    process.on("SIGTERM", onSignal);
+    return {
+        signal: controller.signal,
+        dispose: () => {
+            process.off("SIGINT", onSignal);
+            process.off("SIGTERM", onSignal);
+        },
+    };
+}
+
 function lifecycleIo(io: Io) {
-    return { ...io, now: io.now ?? (() => new Date()), interactive: io.interactive ?? process.stdin.isTTY === true };
+    return { ...io, now: io.now ?? (() => new Date()), interactive: io.interactive ?? process.stdin.isTTY === true, signal: io.signal };
 }
 
 function branchOf(given: string | undefined, io: Io, command: string): string {
@@ -94,7 +126,7 @@ const commands: Record<string, Command> = {
             }
             const root = projectRoot();
             if (action === "up") return up(root, branch, { lockTimeout: 600, json: false, embedded: true }, lifecycleIo(io));
-            await devDown(root, branch, io, { keepServer: values["keep-server"] === true });
+            await devDown(root, branch, { ...io, signal: io.signal }, { keepServer: values["keep-server"] === true });
             return EXIT.ok;
         },
     },
@@ -294,9 +326,13 @@ export async function main(argv: string[], io: Io = defaultIo): Promise<number> 
             io.err(`Usage: ${command.usage.split("\n")[0]}`);
             return EXIT.usage;
         }
-        if (e instanceof Refused || e instanceof ConfigError) {
+        if (e instanceof Refused || e instanceof ConfigError || e instanceof EmbeddedRefused || e instanceof EngineRefused) {
             io.err(`dataops ${name}: refused: ${e.message}`);
             return EXIT.usage;
+        }
+        if (io.signal?.aborted) {
+            io.err(`dataops ${name}: cancelled. The engine saved its state; run the same command again to go on from there.`);
+            return EXIT.cancelled;
         }
         io.err(`dataops ${name}: ${(e as Error).message}`);
         return EXIT.failed;

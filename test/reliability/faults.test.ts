@@ -1,0 +1,239 @@
+// Faults injected into the real CLI on the real engine and the embedded PostgreSQL:
+// kills at several points of up and destroy, Ctrl-C, two creators of one new branch,
+// a hostile branch name, and the files a non-owner could read. Each must end in a
+// converged, clean state with nothing orphaned: no database, role, stack or process.
+import { type ChildProcess, spawn, spawnSync } from "node:child_process";
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join, resolve } from "node:path";
+import { Client } from "pg";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { main, type Io } from "../../cli/main";
+import { type EmbeddedServer, ensureEmbeddedServer, setAsideIncomplete, stopEmbeddedServer } from "../../local/embedded";
+import { orphanedProviders } from "../../local/processes";
+import { environmentPrefix, stackNameForBranch } from "../../naming";
+
+const root = resolve(__dirname, "..", "..");
+const bin = join(root, "bin", "dataops.js");
+const B = { killUp3: "rel/kill-up-3", killUp20: "rel/kill-up-20", killDown: "rel/kill-down", sigint: "rel/sigint", race: "rel/race", hostile: "rel/q'$(touch pwned)'q", corrupt: "rel/corrupt", lost: "rel/lost" } as const;
+const checkpoint = (branch: string) => join(root, ".dataops", "state", ".pulumi", "stacks", "dataops", `${stackNameForBranch(branch)}.json`);
+let server: EmbeddedServer;
+
+function io(): Io & { lines: string[] } {
+    const lines: string[] = [];
+    return { lines, out: (l) => lines.push(l), err: (l) => lines.push(l), env: {}, cwd: root, now: () => new Date(), interactive: false };
+}
+
+async function dataops(...args: string[]): Promise<{ code: number; text: string }> {
+    const o = io();
+    const code = await main(args, o);
+    return { code, text: o.lines.join("\n") };
+}
+
+/** The CLI as a user runs it, in its own process group; `when` picks the moment to act on its output. */
+function start(args: string[]): { child: ChildProcess; output: () => string; exited: Promise<number | null> } {
+    const child = spawn(process.execPath, [bin, ...args], { cwd: root, detached: true, stdio: ["ignore", "pipe", "pipe"] });
+    let seen = "";
+    child.stdout!.on("data", (b: Buffer) => (seen += b.toString()));
+    child.stderr!.on("data", (b: Buffer) => (seen += b.toString()));
+    const exited = new Promise<number | null>((r) => child.once("exit", (code) => r(code)));
+    return { child, output: () => seen, exited };
+}
+
+async function waitFor(output: () => string, pattern: RegExp, count: number, what: string): Promise<void> {
+    const deadline = Date.now() + 300_000;
+    while ((output().match(new RegExp(pattern, "g")) ?? []).length < count) {
+        if (Date.now() > deadline) throw new Error(`never saw ${what}:\n${output().slice(-2000)}`);
+        await new Promise((r) => setTimeout(r, 100));
+    }
+}
+
+async function leftovers(branch: string): Promise<string[]> {
+    const c = new Client({ host: server.host, port: server.port, user: server.user, password: server.password, database: "postgres" });
+    await c.connect();
+    try {
+        const start = `${environmentPrefix(stackNameForBranch(branch))}_`;
+        const rows = await c.query<{ n: string }>("SELECT datname AS n FROM pg_database WHERE starts_with(datname, $1) UNION ALL SELECT rolname FROM pg_roles WHERE starts_with(rolname, $1)", [start]);
+        return rows.rows.map((r) => r.n);
+    } finally {
+        await c.end();
+    }
+}
+
+async function stacks(): Promise<string> {
+    return (await dataops("ls", "--json")).text;
+}
+
+async function gone(branch: string): Promise<void> {
+    expect(await leftovers(branch)).toEqual([]);
+    expect(await stacks()).not.toContain(stackNameForBranch(branch));
+}
+
+/** Figures for the README: each injected fault, and whether the next ordinary command recovered. */
+const figures: Array<{ fault: string; recovered: boolean }> = [];
+const record = (fault: string, recovered: boolean) => figures.push({ fault, recovered });
+
+beforeAll(async () => {
+    server = await ensureEmbeddedServer(root);
+    for (const b of Object.values(B)) await dataops("destroy", "--branch", b, "--yes");
+});
+
+afterAll(async () => {
+    for (const b of Object.values(B)) await dataops("destroy", "--branch", b, "--yes");
+    process.stderr.write(`reliability: ${figures.filter((f) => f.recovered).length} of ${figures.length} injected faults recovered by the next ordinary command\n${figures.map((f) => `  ${f.recovered ? "recovered" : "NOT RECOVERED"}  ${f.fault}`).join("\n")}\n`);
+    if (server?.startedNow) await stopEmbeddedServer(root);
+});
+
+describe("kills", () => {
+    it.each([
+        ["at the 3rd grant", B.killUp3, 3],
+        ["at the 20th grant", B.killUp20, 20],
+    ])("GIVEN up SIGKILLed %s WHEN up runs again THEN it converges, with no provider process left running", async (where, branch, n) => {
+        const run = start(["up", "--embedded", "--branch", branch]);
+        await waitFor(run.output, /SqlGrant .* created/, n, `${n} grants created`);
+        process.kill(-run.child.pid!, "SIGKILL");
+        await run.exited;
+        const again = await dataops("up", "--embedded", "--branch", branch);
+        expect(again.code, again.text.slice(-2000)).toBe(0);
+        // The provider host the killed engine started is ended by the next run.
+        expect(orphanedProviders(root)).toEqual([]);
+        const third = await dataops("up", "--embedded", "--branch", branch, "--json");
+        expect(third.code).toBe(0);
+        expect(third.text).toMatch(/"changes": \{\s*"same": \d+\s*\}/);
+        record(`up killed ${where}`, true);
+    });
+
+    it.each([
+        ["at the 1st delete", /deleted/, 1],
+        ["at the 15th delete", /deleted/, 15],
+        ["at the 40th delete", /deleted/, 40],
+    ])("GIVEN destroy SIGKILLed %s WHEN destroy runs again THEN one destroy finishes it, leaving nothing", async (where, pattern, n) => {
+        expect((await dataops("up", "--embedded", "--branch", B.killDown)).code).toBe(0);
+        const run = start(["destroy", "--branch", B.killDown, "--yes"]);
+        await waitFor(run.output, pattern, n, `${n} deletes`);
+        process.kill(-run.child.pid!, "SIGKILL");
+        await run.exited;
+        const again = await dataops("destroy", "--branch", B.killDown, "--yes");
+        expect(again.code, again.text.slice(-2000)).toBe(0);
+        await gone(B.killDown);
+        expect(orphanedProviders(root)).toEqual([]);
+        record(`destroy killed ${where}`, true);
+    });
+});
+
+describe("Ctrl-C", () => {
+    it("GIVEN up interrupted by SIGINT WHEN it stops THEN it exits 130 after a clean cancel, and the next up converges", async () => {
+        const run = start(["up", "--embedded", "--branch", B.sigint]);
+        await waitFor(run.output, /SqlGrant \S+ created/, 2, "grants created");
+        process.kill(run.child.pid!, "SIGINT");
+        expect(await run.exited).toBe(130);
+        expect(run.output()).toContain("dataops up: cancelled. The engine saved its state; run the same command again to go on from there.");
+        expect(orphanedProviders(root)).toEqual([]);
+        const again = await dataops("up", "--embedded", "--branch", B.sigint);
+        expect(again.code, again.text.slice(-2000)).toBe(0);
+        record("up interrupted by SIGINT", true);
+    });
+
+    it("GIVEN destroy interrupted by SIGINT WHEN destroy runs again THEN it finishes", async () => {
+        const run = start(["destroy", "--branch", B.sigint, "--yes"]);
+        await waitFor(run.output, /deleted/, 5, "deletes");
+        process.kill(run.child.pid!, "SIGINT");
+        expect(await run.exited).toBe(130);
+        const again = await dataops("destroy", "--branch", B.sigint, "--yes");
+        expect(again.code, again.text.slice(-2000)).toBe(0);
+        await gone(B.sigint);
+        record("destroy interrupted by SIGINT", true);
+    });
+});
+
+describe("races", () => {
+    it("GIVEN two ups of one new branch at once WHEN both run THEN both succeed on one stack", async () => {
+        const [a, b] = [start(["up", "--embedded", "--branch", B.race]), start(["up", "--embedded", "--branch", B.race])];
+        const codes = await Promise.all([a.exited, b.exited]);
+        expect(codes, `${a.output().slice(-1500)}\n----\n${b.output().slice(-1500)}`).toEqual([0, 0]);
+        expect((await leftovers(B.race)).filter((n) => n.endsWith("_analytics"))).toHaveLength(1);
+        record("two ups of one new branch at once", true);
+        expect((await dataops("destroy", "--branch", B.race, "--yes")).code).toBe(0);
+        await gone(B.race);
+    });
+});
+
+describe("a broken state file", () => {
+    it("GIVEN one stack's checkpoint cut short WHEN ls, up and destroy run THEN the others are listed, its backup is restored, and it converges and goes", async () => {
+        for (const b of [B.corrupt, B.lost]) expect((await dataops("up", "--embedded", "--branch", b)).code).toBe(0);
+        const file = checkpoint(B.corrupt);
+        writeFileSync(file, readFileSync(file, "utf8").slice(0, 200));
+        const ls = await dataops("ls", "--json");
+        expect(ls.code, ls.text.slice(-2000)).toBe(0);
+        expect(ls.text).toContain(stackNameForBranch(B.lost));
+        expect(ls.text).toMatch(/the state of br-rel-corrupt_\w+ was cut short by an interrupted write; restored the engine's previous checkpoint/);
+        const up = await dataops("up", "--embedded", "--branch", B.corrupt);
+        expect(up.code, up.text.slice(-2000)).toBe(0);
+        expect((await dataops("destroy", "--branch", B.corrupt, "--yes")).code).toBe(0);
+        await gone(B.corrupt);
+        record("a checkpoint cut short", true);
+    });
+
+    it("GIVEN a stack whose state is lost altogether WHEN destroy runs THEN it lists the environment's objects and removes them by name", async () => {
+        const file = checkpoint(B.lost);
+        for (const f of [file, `${file}.attrs`, `${file}.bak`, `${file}.bak.attrs`]) if (existsSync(f)) rmSync(f);
+        expect(await leftovers(B.lost)).not.toEqual([]);
+        const r = await dataops("destroy", "--branch", B.lost, "--yes");
+        expect(r.code, r.text.slice(-2000)).toBe(0);
+        expect(r.text).toContain(`${stackNameForBranch(B.lost)} has no stack, but localhost:54329 still holds its objects:`);
+        expect(r.text).toContain(`${stackNameForBranch(B.lost)}: its state was lost; removed its objects by name`);
+        await gone(B.lost);
+        record("a state file lost", true);
+    });
+});
+
+describe("hostile input and what others can read", () => {
+    it("GIVEN a branch name made to run a command WHEN up prints its destroy hint and that hint is pasted into a shell THEN it destroys the environment and runs nothing else", async () => {
+        const cwd = mkdtempSync(join(tmpdir(), "dataops-hostile-"));
+        const up = await dataops("up", "--embedded", "--branch", B.hostile);
+        expect(up.code, up.text.slice(-2000)).toBe(0);
+        const hint = up.text.split("\n").find((l) => l.startsWith("Destroy it with: "))!.slice("Destroy it with: ".length);
+        const pasted = spawnSync("sh", ["-c", hint.replace(/^npx dataops/, `node ${JSON.stringify(bin)}`)], { cwd, encoding: "utf8", timeout: 300_000 });
+        expect(pasted.status, pasted.stderr.slice(-2000)).toBe(0);
+        expect(readdirSync(cwd)).toEqual([]); // no `pwned` file
+        await gone(B.hostile);
+        record("a hostile branch name", true);
+    });
+
+    it("GIVEN the local files WHEN listed THEN no secret is readable by anyone but the owner, and no admin password is in the temp folder", () => {
+        const local = join(root, ".dataops");
+        expect(statSync(join(local, "state")).mode & 0o077).toBe(0);
+        expect(statSync(join(local, "passphrase")).mode & 0o077).toBe(0);
+        expect(statSync(join(local, "pg", "admin-password")).mode & 0o077).toBe(0);
+        expect(statSync(join(local, "pg", "data")).mode & 0o077).toBe(0);
+        expect(readdirSync(tmpdir()).filter((f) => f.startsWith("pg-password-"))).toEqual([]);
+        // Nothing a non-owner can reach under .dataops holds the admin password.
+        const password = readFileSync(join(local, "pg", "admin-password"), "utf8").trim();
+        const readable: string[] = [];
+        const walk = (dir: string) => {
+            for (const e of readdirSync(dir, { withFileTypes: true })) {
+                const p = join(dir, e.name);
+                const mode = statSync(p).mode;
+                if ((mode & 0o005) !== 0o005 && e.isDirectory()) continue; // others cannot enter
+                if (e.isDirectory()) walk(p);
+                else if (e.isFile() && mode & 0o004 && statSync(p).size < 5_000_000 && readFileSync(p, "utf8").includes(password)) readable.push(p);
+            }
+        };
+        walk(local);
+        expect(readable).toEqual([]);
+    });
+
+    it("GIVEN a data folder a killed first start left without its settings WHEN the server is ensured THEN it is set aside, not used", () => {
+        const fake = mkdtempSync(join(tmpdir(), "dataops-halfmade-"));
+        const data = join(fake, ".dataops", "pg", "data");
+        mkdirSync(data, { recursive: true });
+        writeFileSync(join(data, "PG_VERSION"), "16\n");
+        writeFileSync(join(data, "postgresql.conf"), "# initdb's defaults, no settings of ours\n");
+        const lines: string[] = [];
+        setAsideIncomplete(fake, (l) => lines.push(l));
+        expect(existsSync(data)).toBe(false);
+        expect(readdirSync(join(fake, ".dataops", "pg")).filter((f) => f.startsWith("data.incomplete-"))).toHaveLength(1);
+        expect(lines[0]).toMatch(/was left half-made by an interrupted first start; moved it to .*data\.incomplete-\d+ and initialising again$/);
+        record("a half-made data folder", true);
+    });
+});

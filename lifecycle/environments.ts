@@ -108,10 +108,13 @@ export async function upBranch(ctx: LocalContext, opts: UpOptions): Promise<UpOu
             return stack.up({ color: "never", onOutput: opts.onOutput, signal: opts.signal });
         }
     });
-    // Some engine versions only warn about another run's pending operations and converge anyway.
+    // Some engine versions only warn about another run's pending operations and converge anyway,
+    // but keep them in the state, so every later update warned (and said "recovered") again. The
+    // update converged every declared object, so they are cleared now.
     if (!recovered && PENDING.test(result.stdout)) {
         recovered = true;
         opts.log(`dataops: ${name} had pending operations from an interrupted update; this update converged them`);
+        await clearPendingOperations(stack, () => undefined);
     }
     const changes = Object.fromEntries(Object.entries(result.summary.resourceChanges ?? {}).filter(([, n]) => (n ?? 0) > 0)) as Record<string, number>;
     return { stack: name, summary: result.outputs.environment.value as EnvironmentSummary, changes, tags, recovered };

@@ -179,7 +179,7 @@ function readable(path: string): boolean {
 }
 
 /** How the engine says a stack's state file could not be read. */
-const UNREADABLE_STATE = /failed to load checkpoint|unexpected end of JSON input|could not deserialize|invalid character .* looking for beginning/i;
+const UNREADABLE_STATE = /failed to load checkpoint|unexpected end of JSON input|could not deserialize|invalid character .* looking for beginning|^error: EOF\s*$/im;
 
 export function isUnreadableState(e: unknown): boolean {
     return UNREADABLE_STATE.test(String(e));

@@ -208,7 +208,7 @@ describe("exit status of the installed command, whatever a library does on exit"
 describe("an unusable home folder", () => {
     it("GIVEN HOME=/proc/self WHEN a command needs the engine THEN it is refused at once (exit 2), naming the folder and the variables", () => {
         const bin = path.join(__dirname, "..", "bin", "dataops.js");
-        const env = { ...process.env, HOME: "/proc/self" };
+        const env: NodeJS.ProcessEnv = { ...process.env, HOME: "/proc/self" };
         delete env.PULUMI_HOME;
         const r = spawnSync(process.execPath, [bin, "ls"], { encoding: "utf8", env, cwd: os.tmpdir(), timeout: 60_000 });
         expect(r.status).toBe(2);

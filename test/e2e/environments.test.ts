@@ -7,6 +7,7 @@ import { readFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import type { Stack } from "@pulumi/pulumi/automation";
 import { Client } from "pg";
+import { attempt } from "./attempt";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { EnvironmentSummary } from "../../components/dataPlatform";
 import { type EmbeddedServer, stopEmbeddedServer } from "../../local/embedded";
@@ -57,16 +58,6 @@ async function connectAs(e: Env, user: string, password: string, database = env[
 
 const asUser = (e: Env, name: string, database?: string) => connectAs(e, env[e].summary.users[name].login, env[e].users[name], database);
 const asLoader = (e: Env, name: string) => connectAs(e, env[e].loaders[name].user, env[e].loaders[name].password);
-
-/** Run SQL and return "ok" or the PostgreSQL error code (42501: insufficient privilege). */
-async function attempt(c: Client, sql: string): Promise<string> {
-    try {
-        await c.query(sql);
-        return "ok";
-    } catch (e) {
-        return (e as { code?: string }).code ?? String(e);
-    }
-}
 
 async function deploy(e: Env): Promise<Deployed> {
     const stack = await branchStack(ctx, stackNameForBranch(BRANCHES[e]), BRANCHES[e], server);

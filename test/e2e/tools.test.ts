@@ -12,6 +12,7 @@ import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFile
 import { homedir, tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { Client } from "pg";
+import { attempt } from "./attempt";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { main, type Io } from "../../cli/main";
 import { type EmbeddedServer, ensureEmbeddedServer, stopEmbeddedServer } from "../../local/embedded";
@@ -42,15 +43,6 @@ async function connectAs(...identity: string[]): Promise<Client> {
     c.on("error", () => undefined); // destroy ends sessions on purpose
     await c.connect();
     return c;
-}
-
-async function attempt(c: Client, sql: string): Promise<string> {
-    try {
-        await c.query(sql);
-        return "ok";
-    } catch (e) {
-        return (e as { code?: string }).code ?? String(e);
-    }
 }
 
 async function count(c: Client, table: string): Promise<number> {

@@ -4,6 +4,7 @@
 // converged, clean state with nothing orphaned: no database, role, stack or process.
 import { type ChildProcess, spawn, spawnSync } from "node:child_process";
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { Client } from "pg";
@@ -15,7 +16,7 @@ import { environmentPrefix, stackNameForBranch } from "../../naming";
 
 const root = resolve(__dirname, "..", "..");
 const bin = join(root, "bin", "dataops.js");
-const B = { killUp3: "rel/kill-up-3", killUp20: "rel/kill-up-20", killDown: "rel/kill-down", sigint: "rel/sigint", race: "rel/race", hostile: "rel/q'$(touch pwned)'q", corrupt: "rel/corrupt", lost: "rel/lost" } as const;
+const B = { killUp3: "rel/kill-up-3", killUp20: "rel/kill-up-20", killDown: "rel/kill-down", sigint: "rel/sigint", race: "rel/race", hostile: "rel/q'$(touch pwned)'q", corrupt: "rel/corrupt", lost: "rel/lost", busy: "rel/busy" } as const;
 const checkpoint = (branch: string) => join(root, ".dataops", "state", ".pulumi", "stacks", "dataops", `${stackNameForBranch(branch)}.json`);
 let server: EmbeddedServer;
 
@@ -64,6 +65,12 @@ async function stacks(): Promise<string> {
     return (await dataops("ls", "--json")).text;
 }
 
+/** The stacks in the local state folder, read directly (no engine call). */
+async function stacksText(): Promise<string> {
+    const dir = join(root, ".dataops", "state", ".pulumi", "stacks", "dataops");
+    return existsSync(dir) ? readdirSync(dir).filter((f) => f.endsWith(".json")).join("\n") : "";
+}
+
 async function gone(branch: string): Promise<void> {
     expect(await leftovers(branch)).toEqual([]);
     expect(await stacks()).not.toContain(stackNameForBranch(branch));
@@ -100,6 +107,9 @@ describe("kills", () => {
         const third = await dataops("up", "--embedded", "--branch", branch, "--json");
         expect(third.code).toBe(0);
         expect(third.text).toMatch(/"changes": \{\s*"same": \d+\s*\}/);
+        // Recovered once: the next, clean update says nothing of it.
+        expect(third.text).not.toMatch(/interrupted update|pending operation/);
+        expect(third.text).toMatch(/"recovered": false/);
         record(`up killed ${where}`, true);
     });
 
@@ -184,6 +194,24 @@ describe("a broken state file", () => {
         expect(r.text).toContain(`${stackNameForBranch(B.lost)}: its state was lost; removed its objects by name`);
         await gone(B.lost);
         record("a state file lost", true);
+    });
+});
+
+describe("a busy port", () => {
+    it("GIVEN the embedded server stopped and its port taken by another process WHEN up runs THEN it fails non-zero, naming the port, and leaves no stack", async () => {
+        await stopEmbeddedServer(root);
+        const squatter = createServer();
+        await new Promise<void>((r) => squatter.listen(54329, "127.0.0.1", () => r()));
+        try {
+            const up = await dataops("up", "--embedded", "--branch", B.busy);
+            expect(up.code).toBe(1);
+            expect(up.text).toContain("embedded PostgreSQL: port 54329 is taken by another server");
+            expect(await stacksText()).not.toContain(stackNameForBranch(B.busy));
+        } finally {
+            await new Promise<void>((r) => squatter.close(() => r()));
+            server = await ensureEmbeddedServer(root);
+        }
+        record("the embedded server's port taken", true);
     });
 });
 

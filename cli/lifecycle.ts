@@ -9,9 +9,12 @@ import { checkUp, destroyStack, listEnvironments, productionConfig, Refused, upB
 import { findLeftovers, type ServerAdmin, sweep } from "../lifecycle/sweep";
 import { age, isBranchEnvironment, selectForPrune, TAG } from "../lifecycle/policy";
 import { shellQuote } from "../lifecycle/connection";
+import { adviceFor, Advised, type FailureContext, failureSummaryMarkdown } from "../lifecycle/failure";
+import { ConfigError } from "../config/errors";
+import type { ServerConnection } from "../config/schema";
 import { summaryMarkdown } from "../lifecycle/summary";
-import { ensureEmbeddedServer, localDir } from "../local/embedded";
-import { localContext } from "../local/workspace";
+import { EmbeddedRefused, ensureEmbeddedServer, localDir } from "../local/embedded";
+import { EngineRefused, localContext } from "../local/workspace";
 import { environmentPrefix, stackNameForBranch } from "../naming";
 import { currentCommit } from "./git";
 
@@ -51,7 +54,34 @@ export function parseSeconds(value: string | undefined, fallback: number, flag: 
     return n;
 }
 
-export async function up(root: string, branch: string, o: { target?: Target; summaryFile?: string; lockTimeout: number; json: boolean; embedded?: boolean }, io: LifecycleIo): Promise<number> {
+export type UpArgs = { target?: Target; summaryFile?: string; lockTimeout: number; json: boolean; embedded?: boolean };
+
+export async function up(root: string, branch: string, o: UpArgs, io: LifecycleIo): Promise<number> {
+    try {
+        return await upAndReport(root, branch, o, io);
+    } catch (e) {
+        // A merge request hears about a failed update too: what failed and what to do.
+        const context = failureContext(root, branch, o);
+        if (o.summaryFile) writeFileSync(o.summaryFile, failureSummaryMarkdown(stackNameForBranch(branch), e, context));
+        const refusal = e instanceof UsageError || e instanceof Refused || e instanceof ConfigError || e instanceof EmbeddedRefused || e instanceof EngineRefused;
+        if (refusal || io.signal?.aborted) throw e;
+        throw new Advised(e, adviceFor(e, context));
+    }
+}
+
+/** Where a failed up was going, for its advice: production's shared branch server unless it ran embedded. */
+function failureContext(root: string, branch: string, o: Pick<UpArgs, "target" | "embedded">): FailureContext {
+    let server: ServerConnection | undefined;
+    try {
+        const policy = productionConfig(root).branches;
+        server = !o.embedded && (o.target ?? policy.target) === "server" ? policy.server : undefined;
+    } catch {
+        server = undefined; // production's file is what failed: nothing more to name
+    }
+    return { command: "up", branch, branchServer: server };
+}
+
+async function upAndReport(root: string, branch: string, o: UpArgs, io: LifecycleIo): Promise<number> {
     checkUp(root, { branch, target: o.target }); // refuse before anything changes
     const ctx = await localContext(root, io.err, io.env as NodeJS.ProcessEnv);
     io.err(`dataops: up ${stackNameForBranch(branch)} (branch ${branch})`);

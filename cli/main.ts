@@ -11,6 +11,7 @@ import { EmbeddedRefused } from "../local/embedded";
 import { EngineRefused } from "../local/workspace";
 import { AUDIT_SUMMARY, AUDIT_USAGE, runAudit } from "../audit";
 import { dbtCommand, envCommand, loadCommand, parseFormat, parseIdentity } from "./tools";
+import { Advised, failureLines } from "../lifecycle/failure";
 
 /** 130: cancelled by a signal, as shells report a command ended by Ctrl-C. */
 export const EXIT = { ok: 0, failed: 1, usage: 2, cancelled: 130 } as const;
@@ -334,7 +335,11 @@ export async function main(argv: string[], io: Io = defaultIo): Promise<number> 
             io.err(`dataops ${name}: cancelled. The engine saved its state; run the same command again to go on from there.`);
             return EXIT.cancelled;
         }
-        io.err(`dataops ${name}: ${(e as Error).message}`);
+        // The engine's output was shown live: its error lines once, then what to do.
+        const lines = failureLines(e instanceof Advised ? e.cause : e);
+        io.err(`dataops ${name}: ${lines[0]}`);
+        for (const l of lines.slice(1)) io.err(`  ${l}`);
+        if (e instanceof Advised && e.advice) io.err(e.advice);
         return EXIT.failed;
     }
 }

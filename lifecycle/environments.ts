@@ -252,9 +252,15 @@ export async function destroyStack(ctx: LocalContext, name: string, log: (line: 
         }
     });
     if (admin) {
-        const left = await sweep(admin, environmentPrefix(name));
-        if (left.databases.length + left.roles.length > 0)
-            log(`dataops: removed what ${name}'s state did not record (an interrupted run): ${[...left.databases, ...left.roles].join(", ")}`);
+        try {
+            const left = await sweep(admin, environmentPrefix(name));
+            if (left.databases.length + left.roles.length > 0)
+                log(`dataops: removed what ${name}'s state did not record (an interrupted run): ${[...left.databases, ...left.roles].join(", ")}`);
+        } catch (e) {
+            // The destroy itself succeeded; a server that cannot be reached now (one that never was,
+            // for an up that failed to reach it) holds nothing this run could check.
+            log(`dataops: could not check ${admin.host}:${admin.port} for objects ${name}'s state did not record (${firstLine(e)}); if it is reachable later, dataops destroy --branch B removes them by name`);
+        }
     }
     await ws.removeStack(name);
     return { stack: name, destroyed: true };

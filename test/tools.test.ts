@@ -9,6 +9,7 @@ import type { EnvironmentSummary } from "../components/dataPlatform";
 import { isConcurrencyAbort } from "../components/sqlOps";
 import { connectionVariables, type EnvironmentOutputs, formatVariables, shellQuote, UnknownIdentity } from "../lifecycle/connection";
 import { Refused } from "../lifecycle/environments";
+import { adviceFor, failureLines, failureSummaryMarkdown } from "../lifecycle/failure";
 import { RecordCap } from "../local/singer";
 
 const summary = (sslMode: string): EnvironmentSummary => ({
@@ -184,5 +185,42 @@ describe("the SQL engine's retries", () => {
         expect(isConcurrencyAbort({ code: "40001" })).toBe(true);
         expect(isConcurrencyAbort({ code: "42501", message: "permission denied" })).toBe(false);
         expect(isConcurrencyAbort({ code: "2BP01" })).toBe(false);
+    });
+});
+
+describe("a failed up: said once, with what to do", () => {
+    const engineError = new Error(
+        [
+            "code: -2",
+            " stdout: ",
+            " stderr: Command failed with exit code 255: pulumi up --stack br-x",
+            "error: getaddrinfo ENOTFOUND branches-pg.internal.acme.example",
+            "error: update failed",
+            " err?: Error: Command failed with exit code 255: pulumi up --stack br-x",
+            "error: getaddrinfo ENOTFOUND branches-pg.internal.acme.example",
+            "error: update failed",
+        ].join("\n"),
+    );
+    const server = { host: "branches-pg.internal.acme.example", port: 5432, adminUser: "dataops_admin", sslMode: "require" as const };
+
+    it("GIVEN the engine's error repeated three times WHEN condensed THEN each error line appears once", () => {
+        expect(failureLines(engineError)).toEqual(["error: getaddrinfo ENOTFOUND branches-pg.internal.acme.example"]);
+        expect(failureLines(new Error("plain message"))).toEqual(["plain message"]);
+    });
+
+    it("GIVEN an unreachable branch server WHEN advised THEN one paragraph names the key, the host and the next step", () => {
+        expect(adviceFor(engineError, { command: "up", branch: "feature/a", branchServer: server })).toBe(
+            "The branch server branches-pg.internal.acme.example:5432 (dataops:branches.server in Pulumi.prod.yaml) could not be reached from here. Check that this runner can reach that host and port (network, firewall, VPN), or point dataops:branches.server at a server it can reach; to try the change on your machine instead, run npm run up (the embedded server).",
+        );
+        expect(adviceFor(new Error('password authentication failed for user "dataops_admin"'), { command: "up", branchServer: server })).toContain("DATAOPS_SERVER_ADMIN_PASSWORD is not its password");
+        expect(adviceFor(engineError, { command: "up" })).toBeUndefined();
+    });
+
+    it("GIVEN a failed up WHEN its summary is written THEN it says what failed and what to do, for the merge request", () => {
+        const md = failureSummaryMarkdown("br-feature-a_951d42dc", engineError, { command: "up", branch: "feature/a", branchServer: server });
+        expect(md.startsWith("<!-- dataops-summary -->\n### Branch environment `br-feature-a_951d42dc`: the update failed")).toBe(true);
+        expect(md).toContain("```\nerror: getaddrinfo ENOTFOUND branches-pg.internal.acme.example\n```");
+        expect(md).toContain("(dataops:branches.server in Pulumi.prod.yaml) could not be reached from here");
+        expect(md).toContain("Retry by hand: `npx dataops up --branch feature/a`");
     });
 });

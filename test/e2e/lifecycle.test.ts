@@ -2,7 +2,7 @@
 // embedded PostgreSQL: prune (branch gone, TTL passed, kept), destroy idempotent and
 // refusing what is not a branch environment, and an up killed mid-update recovered.
 import { spawn } from "node:child_process";
-import { mkdtempSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { LocalWorkspace } from "@pulumi/pulumi/automation";
@@ -16,7 +16,7 @@ import { type LocalContext, localContext, workspace } from "../../local/workspac
 import { stackNameForBranch } from "../../naming";
 
 const root = resolve(__dirname, "..", "..");
-const B = { gone: "e2e/gone", expired: "e2e/expired", kept: "e2e/kept", killed: "e2e/killed" } as const;
+const B = { gone: "e2e/gone", expired: "e2e/expired", kept: "e2e/kept", killed: "e2e/killed", refused: "e2e/refused", unreachable: "e2e/unreachable" } as const;
 let ctx: LocalContext;
 let server: EmbeddedServer;
 
@@ -149,5 +149,29 @@ describe("an interrupted up", () => {
         const third = io();
         expect(await main(["up", "--embedded", "--branch", B.killed, "--json"], third)).toBe(0);
         expect((JSON.parse(third.lines.filter((l) => !/^(engine:|dataops:|embedded)/.test(l)).join("\n")) as { changes: Record<string, number> }).changes).toEqual({ same: expect.any(Number) });
+    });
+});
+
+describe("an up that cannot reach production's shared branch server (as in CI)", () => {
+    it("GIVEN no DATAOPS_SERVER_ADMIN_PASSWORD WHEN up runs THEN it is refused (exit 2), its summary says why, and no stack is left", async () => {
+        const summary = join(mkdtempSync(join(tmpdir(), "dataops-")), "summary.md");
+        const out = io();
+        expect(await main(["up", "--branch", B.refused, "--summary-file", summary], out)).toBe(2);
+        expect(out.lines.join("\n")).toContain("DATAOPS_SERVER_ADMIN_PASSWORD is not set");
+        expect(readFileSync(summary, "utf8")).toContain("DATAOPS_SERVER_ADMIN_PASSWORD is not set");
+        expect(await stacks()).not.toContain(stackNameForBranch(B.refused));
+    });
+
+    it("GIVEN the branch server unreachable WHEN up runs THEN the engine's error is said once, then the key, the host and what to do; destroy still removes the stack", async () => {
+        const summary = join(mkdtempSync(join(tmpdir(), "dataops-")), "summary.md");
+        const out = { ...io(), env: { DATAOPS_SERVER_ADMIN_PASSWORD: "not-the-real-one" } };
+        expect(await main(["up", "--branch", B.unreachable, "--summary-file", summary], out)).toBe(1);
+        const text = out.lines.join("\n");
+        expect(text).toContain("The branch server branches-pg.internal.acme.example:5432 (dataops:branches.server in Pulumi.prod.yaml) could not be reached from here.");
+        expect(text).not.toMatch(/err\?:|stderr:|stdout:/);
+        expect(readFileSync(summary, "utf8")).toContain(": the update failed");
+        const down = { ...io(), env: { DATAOPS_SERVER_ADMIN_PASSWORD: "not-the-real-one" } };
+        expect(await main(["destroy", "--branch", B.unreachable, "--yes"], down)).toBe(0);
+        expect(await stacks()).not.toContain(stackNameForBranch(B.unreachable));
     });
 });

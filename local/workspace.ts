@@ -136,6 +136,9 @@ export async function localContext(root: string, log: (line: string) => void = (
 export function repairFileState(dir: string, log: (line: string) => void, now = Date.now(), privateFiles = false, minAgeMs = 5000): string[] {
     const repaired: string[] = [];
     const old = (path: string) => now - statSync(path).mtimeMs >= minAgeMs;
+    // Every command runs this: an empty checkpoint costs a stat to see. Parsing every checkpoint
+    // (hundreds of stacks, hundreds of KB each) is left to the run the engine just failed (minAgeMs 0).
+    const broken = (path: string) => statSync(path).size === 0 || (minAgeMs === 0 && !readable(path));
     const walk = (d: string) => {
         if (!existsSync(d)) return;
         for (const entry of readdirSync(d, { withFileTypes: true })) {
@@ -151,7 +154,7 @@ export function repairFileState(dir: string, log: (line: string) => void, now = 
                 unlinkSync(path);
                 repaired.push(path);
                 log(`dataops: repaired the state backend: removed the empty attribute file ${entry.name} left by an interrupted write`);
-            } else if (entry.name.endsWith(".json") && d.includes(`${join(".pulumi", "stacks")}`) && !readable(path) && old(path)) {
+            } else if (entry.name.endsWith(".json") && d.includes(`${join(".pulumi", "stacks")}`) && broken(path) && old(path)) {
                 repaired.push(path);
                 const aside = `${path}.corrupt-${now}`;
                 renameSync(path, aside);

@@ -14,7 +14,7 @@ import { ConfigError } from "../config/errors";
 import type { ServerConnection } from "../config/schema";
 import { summaryMarkdown } from "../lifecycle/summary";
 import { EmbeddedRefused, ensureEmbeddedServer, localDir } from "../local/embedded";
-import { EngineRefused, localContext } from "../local/workspace";
+import { EngineRefused, localContext, sqlEngineChoice } from "../local/workspace";
 import { environmentPrefix, stackNameForBranch } from "../naming";
 import { currentCommit } from "./git";
 
@@ -97,6 +97,7 @@ async function upAndReport(root: string, branch: string, o: UpArgs, io: Lifecycl
         onOutput: o.json ? undefined : (t) => process.stderr.write(t),
         log: io.err,
         signal: io.signal,
+        sqlEngine: sqlEngineChoice(io.env),
     });
     if (o.summaryFile) writeFileSync(o.summaryFile, summaryMarkdown(outcome));
     if (o.json) io.out(JSON.stringify({ stack: outcome.stack, changes: outcome.changes, tags: outcome.tags, recovered: outcome.recovered, environment: outcome.summary }, null, 2));

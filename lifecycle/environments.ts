@@ -33,6 +33,8 @@ export interface UpOptions {
     readonly log: (line: string) => void;
     /** Aborted on Ctrl-C or a cancelled job: the engine is asked to stop cleanly and save its state. */
     readonly signal?: AbortSignal;
+    /** The SQL engine: set on a new stack, or on every up when explicit (local/workspace.ts sqlEngineChoice). @default sql */
+    readonly sqlEngine?: { readonly engine: "provider" | "sql"; readonly explicit: boolean };
 }
 
 export interface UpOutcome {
@@ -87,6 +89,10 @@ export async function upBranch(ctx: LocalContext, opts: UpOptions): Promise<UpOu
         throw e;
     });
     const stack = found ?? (await createOrJoin(ctx, name, opts.lockTimeoutSeconds, opts.log));
+    // The engine is chosen when the stack is made; a later choice of the user's (pulumi config set
+    // dataops:sqlEngine, or DATAOPS_SQL_ENGINE) is kept, never overwritten by a default.
+    const engine = opts.sqlEngine ?? { engine: "sql", explicit: false };
+    if (!found || engine.explicit) config["dataops:sqlEngine"] = { value: engine.engine };
 
     // Tagged before anything else happens to it: a stack this up made is always recognisable as a
     // branch environment, so destroy and prune can remove it whatever fails next. Each tag is one

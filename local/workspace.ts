@@ -8,6 +8,7 @@ import { homedir } from "node:os";
 import { dirname, join } from "node:path";
 import { LocalWorkspace, PulumiCommand, type Stack } from "@pulumi/pulumi/automation";
 import type { ServerConnection } from "../config/schema";
+import { SQL_ENGINES, type SqlEngine } from "../components/pg";
 import { type EmbeddedServer, ensureEmbeddedServer, localDir } from "./embedded";
 import { reapOrphanedProviders } from "./processes";
 
@@ -213,21 +214,44 @@ export async function branchStack(ctx: LocalContext, stackName: string, branch: 
     const stack = await LocalWorkspace.createOrSelectStack({ stackName, workDir: ctx.root }, { pulumiCommand: ctx.pulumi, envVars: ctx.envVars });
     await stack.setAllConfig({
         "dataops:branch": { value: branch },
+        "dataops:sqlEngine": { value: sqlEngineChoice(process.env).engine },
         ...serverConfig({ host: server.host, port: server.port, adminUser: server.user, sslMode: "disable" }, server.password),
     });
     return stack;
 }
 
-/**
- * A branch stack's config for the server target: where the server is, its admin password
- * (a secret), and the in-process SQL engine (no provider plugin to install or start).
- */
+/** A branch stack's config for the server target: where the server is and its admin password (a secret). */
 export function serverConfig(server: ServerConnection, password: string): Record<string, { value: string; secret?: boolean }> {
     return {
         "dataops:server": { value: JSON.stringify(server) },
         "dataops:serverAdminPassword": { value: password, secret: true },
-        "dataops:sqlEngine": { value: "sql" },
     };
+}
+
+/** Whether the @pulumi/postgresql provider plugin is installed in Pulumi's home. */
+export function postgresqlPluginInstalled(env: NodeJS.ProcessEnv = process.env): boolean {
+    const plugins = join(env.PULUMI_HOME ?? join(homedir(), ".pulumi"), "plugins");
+    try {
+        return readdirSync(plugins).some((p) => p.startsWith("resource-postgresql-"));
+    } catch {
+        return false;
+    }
+}
+
+/**
+ * The SQL engine for a branch stack the CLI creates. DATAOPS_SQL_ENGINE when set (`explicit`:
+ * written to the stack on every up); otherwise `provider` where the postgresql plugin is
+ * installed, `sql` where it is not (a machine that reaches only package registries cannot build
+ * it), written once, at creation. A stack's own `dataops:sqlEngine` (pulumi config set) is
+ * never overwritten after that.
+ */
+export function sqlEngineChoice(env: Readonly<Record<string, string | undefined>>): { engine: SqlEngine; explicit: boolean } {
+    const given = env.DATAOPS_SQL_ENGINE;
+    if (given !== undefined && given !== "") {
+        if (!(SQL_ENGINES as readonly string[]).includes(given)) throw new EngineRefused(`DATAOPS_SQL_ENGINE: allowed ${SQL_ENGINES.join(" | ")}, given "${given}"`);
+        return { engine: given as SqlEngine, explicit: true };
+    }
+    return { engine: postgresqlPluginInstalled(env as NodeJS.ProcessEnv) ? "provider" : "sql", explicit: false };
 }
 
 export async function ensureLocalServer(root: string, log: (line: string) => void): Promise<EmbeddedServer> {

@@ -11,6 +11,10 @@ import { connectionVariables, type EnvironmentOutputs, formatVariables, shellQuo
 import { Refused } from "../lifecycle/environments";
 import { adviceFor, failureLines, failureSummaryMarkdown } from "../lifecycle/failure";
 import { RecordCap } from "../local/singer";
+import { EngineRefused, sqlEngineChoice } from "../local/workspace";
+import { mkdirSync, mkdtempSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 
 const summary = (sslMode: string): EnvironmentSummary => ({
     stack: "br-feature-a_951d42dc",
@@ -222,5 +226,25 @@ describe("a failed up: said once, with what to do", () => {
         expect(md).toContain("```\nerror: getaddrinfo ENOTFOUND branches-pg.internal.acme.example\n```");
         expect(md).toContain("(dataops:branches.server in Pulumi.prod.yaml) could not be reached from here");
         expect(md).toContain("Retry by hand: `npx dataops up --branch feature/a`");
+    });
+});
+
+describe("which SQL engine a branch stack gets", () => {
+    const home = (withPlugin: boolean) => {
+        const dir = mkdtempSync(join(tmpdir(), "dataops-home-"));
+        mkdirSync(join(dir, "plugins"));
+        if (withPlugin) mkdirSync(join(dir, "plugins", "resource-postgresql-v3.18.0"));
+        return dir;
+    };
+
+    it("GIVEN no choice WHEN the postgresql plugin is installed or not THEN provider where it is, sql where it is not, chosen once at creation", () => {
+        expect(sqlEngineChoice({ PULUMI_HOME: home(true) })).toEqual({ engine: "provider", explicit: false });
+        expect(sqlEngineChoice({ PULUMI_HOME: home(false) })).toEqual({ engine: "sql", explicit: false });
+    });
+
+    it("GIVEN DATAOPS_SQL_ENGINE WHEN set THEN it wins and is applied on every up; a wrong value is refused, naming it", () => {
+        expect(sqlEngineChoice({ PULUMI_HOME: home(false), DATAOPS_SQL_ENGINE: "provider" })).toEqual({ engine: "provider", explicit: true });
+        expect(sqlEngineChoice({ PULUMI_HOME: home(true), DATAOPS_SQL_ENGINE: "sql" })).toEqual({ engine: "sql", explicit: true });
+        expect(() => sqlEngineChoice({ DATAOPS_SQL_ENGINE: "terraform" })).toThrow(new EngineRefused('DATAOPS_SQL_ENGINE: allowed provider | sql, given "terraform"'));
     });
 });

@@ -12,11 +12,11 @@ import { main, type Io } from "../../cli/main";
 import { destroyStack, Refused } from "../../lifecycle/environments";
 import { TAG } from "../../lifecycle/policy";
 import { type EmbeddedServer, ensureEmbeddedServer, stopEmbeddedServer } from "../../local/embedded";
-import { type LocalContext, localContext, workspace } from "../../local/workspace";
+import { type LocalContext, localContext, postgresqlPluginInstalled, sqlEngineChoice, workspace } from "../../local/workspace";
 import { stackNameForBranch } from "../../naming";
 
 const root = resolve(__dirname, "..", "..");
-const B = { gone: "e2e/gone", expired: "e2e/expired", kept: "e2e/kept", killed: "e2e/killed", refused: "e2e/refused", unreachable: "e2e/unreachable" } as const;
+const B = { gone: "e2e/gone", expired: "e2e/expired", kept: "e2e/kept", killed: "e2e/killed", refused: "e2e/refused", unreachable: "e2e/unreachable", engine: "e2e/engine" } as const;
 let ctx: LocalContext;
 let server: EmbeddedServer;
 
@@ -173,5 +173,26 @@ describe("an up that cannot reach production's shared branch server (as in CI)",
         const down = { ...io(), env: { DATAOPS_SERVER_ADMIN_PASSWORD: "not-the-real-one" } };
         expect(await main(["destroy", "--branch", B.unreachable, "--yes"], down)).toBe(0);
         expect(await stacks()).not.toContain(stackNameForBranch(B.unreachable));
+    });
+});
+
+describe("the SQL engine a user chose", () => {
+    it("GIVEN dataops:sqlEngine set on a branch stack by its user WHEN up runs THEN the CLI keeps it; DATAOPS_SQL_ENGINE changes it", async () => {
+        const name = stackNameForBranch(B.engine);
+        expect(await main(["up", "--embedded", "--branch", B.engine], io())).toBe(0);
+        const stack = await LocalWorkspace.selectStack({ stackName: name, workDir: root }, { pulumiCommand: ctx.pulumi, envVars: ctx.envVars });
+        // Created with the default: sql where no postgresql plugin is installed, provider where one is.
+        expect((await stack.getConfig("dataops:sqlEngine")).value).toBe(sqlEngineChoice(process.env).engine);
+        await stack.setConfig("dataops:sqlEngine", { value: "provider" });
+        const kept = io();
+        const code = await main(["up", "--embedded", "--branch", B.engine], kept);
+        expect((await stack.getConfig("dataops:sqlEngine")).value).toBe("provider");
+        // Without the plugin the provider engine cannot run: the failure itself shows the choice was used.
+        if (!postgresqlPluginInstalled(process.env)) expect(code).toBe(1);
+        const back = { ...io(), env: { DATAOPS_SQL_ENGINE: "sql" } };
+        expect(await main(["up", "--embedded", "--branch", B.engine], back)).toBe(0);
+        expect((await stack.getConfig("dataops:sqlEngine")).value).toBe("sql");
+        expect(await main(["destroy", "--branch", B.engine, "--yes"], io())).toBe(0);
+        expect(await stacks()).not.toContain(name);
     });
 });

@@ -4,18 +4,19 @@
 // builds as alice (the transformer) twice, then snapshots; bob (the reporter) reads
 // marts and nothing else; down leaves nothing. No SQL stands in for a tool here.
 //
-// SQL engine: `sql`, the one the CLI uses on a server target. The `provider` engine needs
-// the postgresql plugin, which cannot be built on a machine that reaches only package
-// registries; where it is not installed this suite says so (see the first test's log).
+// SQL engine: the one the CLI gives a new branch stack (provider where the postgresql plugin
+// is installed, sql where it is not; DATAOPS_SQL_ENGINE chooses). The plugin cannot be built on
+// a machine that reaches only package registries; the suite says which engine ran.
 import { spawnSync } from "node:child_process";
 import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
-import { homedir, tmpdir } from "node:os";
+import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { Client } from "pg";
 import { attempt } from "./attempt";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { main, type Io } from "../../cli/main";
 import { type EmbeddedServer, ensureEmbeddedServer, stopEmbeddedServer } from "../../local/embedded";
+import { postgresqlPluginInstalled, sqlEngineChoice } from "../../local/workspace";
 import { stackNameForBranch } from "../../naming";
 
 const root = resolve(__dirname, "..", "..");
@@ -67,10 +68,11 @@ const track = async (c: Promise<Client>) => {
 };
 
 beforeAll(async () => {
-    const plugins = join(process.env.PULUMI_HOME ?? join(homedir(), ".pulumi"), "plugins");
-    const provider = existsSync(plugins) && readdirSync(plugins).some((p) => p.startsWith("resource-postgresql-"));
     // Said on every run, so a missing engine is never a silent pass.
-    process.stderr.write(`tools e2e: engine sql: runs; engine provider: not run (${provider ? "the CLI makes branch stacks with the sql engine" : "no plugin"})\n`);
+    const { engine } = sqlEngineChoice(process.env);
+    const other = engine === "sql" ? "provider" : "sql";
+    const why = other === "provider" && !postgresqlPluginInstalled(process.env) ? "no postgresql plugin" : `one engine a run; DATAOPS_SQL_ENGINE=${other} runs it`;
+    process.stderr.write(`tools e2e: engine ${engine}: runs; engine ${other}: not run (${why})\n`);
     server = await ensureEmbeddedServer(root);
     await dataops("destroy", "--branch", BRANCH, "--yes");
     const up = await dataops("up", "--embedded", "--branch", BRANCH);

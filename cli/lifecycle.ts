@@ -31,6 +31,11 @@ export interface LifecycleIo {
 
 export class UsageError extends Error {}
 
+/** A refusal: nothing was changed, and the command exits 2 saying why (a usage error is handled apart). */
+export function isRefusal(e: unknown): boolean {
+    return e instanceof Refused || e instanceof ConfigError || e instanceof EmbeddedRefused || e instanceof EngineRefused;
+}
+
 function author(env: LifecycleIo["env"], cwd: string): string {
     const fromCi = env.GITLAB_USER_LOGIN ?? env.GITHUB_ACTOR;
     if (fromCi) return fromCi;
@@ -63,8 +68,7 @@ export async function up(root: string, branch: string, o: UpArgs, io: LifecycleI
         // A merge request hears about a failed update too: what failed and what to do.
         const context = failureContext(root, branch, o);
         if (o.summaryFile) writeFileSync(o.summaryFile, failureSummaryMarkdown(stackNameForBranch(branch), e, context));
-        const refusal = e instanceof UsageError || e instanceof Refused || e instanceof ConfigError || e instanceof EmbeddedRefused || e instanceof EngineRefused;
-        if (refusal || io.signal?.aborted) throw e;
+        if (e instanceof UsageError || isRefusal(e) || io.signal?.aborted) throw e;
         throw new Advised(e, adviceFor(e, context));
     }
 }

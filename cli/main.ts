@@ -1,14 +1,10 @@
 // `dataops <command>`: exit 0 on success, 1 when an operation failed, 2 on a usage
 // error or a refusal. Messages say what to do next.
 import { parseArgs } from "node:util";
-import { ConfigError } from "../config/errors";
 import { stackNameForBranch } from "../naming";
 import { BRANCH_SOURCES, currentBranch } from "./git";
 import { devDown } from "./dev";
-import { destroy, ls, parseSeconds, parseTarget, prune, up, UsageError } from "./lifecycle";
-import { Refused } from "../lifecycle/environments";
-import { EmbeddedRefused } from "../local/embedded";
-import { EngineRefused } from "../local/workspace";
+import { destroy, isRefusal, ls, parseSeconds, parseTarget, prune, up, UsageError } from "./lifecycle";
 import { AUDIT_SUMMARY, AUDIT_USAGE, runAudit } from "../audit";
 import { dbtCommand, envCommand, loadCommand, parseFormat, parseIdentity } from "./tools";
 import { Advised, failureLines } from "../lifecycle/failure";
@@ -327,8 +323,8 @@ export async function main(argv: string[], io: Io = defaultIo): Promise<number> 
             io.err(`Usage: ${command.usage.split("\n")[0]}`);
             return EXIT.usage;
         }
-        if (e instanceof Refused || e instanceof ConfigError || e instanceof EmbeddedRefused || e instanceof EngineRefused) {
-            io.err(`dataops ${name}: refused: ${e.message}`);
+        if (isRefusal(e)) {
+            io.err(`dataops ${name}: refused: ${(e as Error).message}`);
             return EXIT.usage;
         }
         if (io.signal?.aborted) {

@@ -59,7 +59,7 @@ export function parseSeconds(value: string | undefined, fallback: number, flag: 
     return n;
 }
 
-export type UpArgs = { target?: Target; summaryFile?: string; lockTimeout: number; json: boolean; embedded?: boolean };
+export type UpArgs = { target?: Target; summaryFile?: string; lockTimeout: number; json: boolean; embedded?: boolean; refresh?: boolean };
 
 export async function up(root: string, branch: string, o: UpArgs, io: LifecycleIo): Promise<number> {
     try {
@@ -101,6 +101,7 @@ async function upAndReport(root: string, branch: string, o: UpArgs, io: Lifecycl
         onOutput: o.json ? undefined : (t) => process.stderr.write(t),
         log: io.err,
         signal: io.signal,
+        refresh: o.refresh,
         sqlEngine: sqlEngineChoice(io.env),
     });
     if (o.summaryFile) writeFileSync(o.summaryFile, summaryMarkdown(outcome));

@@ -6,7 +6,7 @@ import { BRANCH_SOURCES, currentBranch } from "./git";
 import { devDown } from "./dev";
 import { destroy, isRefusal, ls, parseSeconds, parseTarget, prune, up, UsageError } from "./lifecycle";
 import { AUDIT_SUMMARY, AUDIT_USAGE, runAudit } from "../audit";
-import { dbtCommand, envCommand, loadCommand, parseFormat, parseIdentity } from "./tools";
+import { dbtCommand, driftCommand, envCommand, loadCommand, parseFormat, parseIdentity } from "./tools";
 import { Advised, failureLines } from "../lifecycle/failure";
 
 /** 130: cancelled by a signal, as shells report a command ended by Ctrl-C. */
@@ -130,7 +130,7 @@ const commands: Record<string, Command> = {
     up: {
         summary: "Create or update the branch's environment",
         usage: [
-            "dataops up [--branch B] [--target server|docker|aws] [--embedded] [--summary-file FILE] [--lock-timeout SECONDS] [--json]",
+            "dataops up [--branch B] [--target server|docker|aws] [--embedded] [--refresh] [--summary-file FILE] [--lock-timeout SECONDS] [--json]",
             "",
             "Selects or creates the branch's stack, tags it (branch, commit, author, created-at,",
             "expires-at renewed from the TTL policy), recovers an interrupted update, waits while",
@@ -139,13 +139,14 @@ const commands: Record<string, Command> = {
             "--target must be allowed by production's branches.allowedTargets. On the server target the",
             "environment goes to production's branches.server (admin password: DATAOPS_SERVER_ADMIN_PASSWORD),",
             "or to the embedded local PostgreSQL when there is none or --embedded is given.",
+            "--refresh reads the server first, so the update also repairs drift (see dataops drift).",
         ].join("\n"),
         async run(args, io) {
-            const { values } = parse(args, { branch: { type: "string" }, target: { type: "string" }, embedded: { type: "boolean" }, "summary-file": { type: "string" }, "lock-timeout": { type: "string" }, json: { type: "boolean" } }, 0);
-            const v = values as { branch?: string; target?: string; embedded?: boolean; "summary-file"?: string; "lock-timeout"?: string; json?: boolean };
+            const { values } = parse(args, { branch: { type: "string" }, target: { type: "string" }, embedded: { type: "boolean" }, refresh: { type: "boolean" }, "summary-file": { type: "string" }, "lock-timeout": { type: "string" }, json: { type: "boolean" } }, 0);
+            const v = values as { branch?: string; target?: string; embedded?: boolean; refresh?: boolean; "summary-file"?: string; "lock-timeout"?: string; json?: boolean };
             const target = parseTarget(v.target);
             const lockTimeout = parseSeconds(v["lock-timeout"], 600, "--lock-timeout");
-            return up(projectRoot(), branchOf(v.branch, io, "up"), { target, summaryFile: v["summary-file"], lockTimeout, json: v.json === true, embedded: v.embedded === true }, lifecycleIo(io));
+            return up(projectRoot(), branchOf(v.branch, io, "up"), { target, summaryFile: v["summary-file"], lockTimeout, json: v.json === true, embedded: v.embedded === true, refresh: v.refresh === true }, lifecycleIo(io));
         },
     },
     destroy: {
@@ -235,6 +236,24 @@ const commands: Record<string, Command> = {
         summary: AUDIT_SUMMARY,
         usage: AUDIT_USAGE,
         run: (args, io) => runAudit(projectRoot(), args, io),
+    },
+    drift: {
+        summary: "Show what was changed in the branch's environment outside the pipeline (exit 1 when anything was)",
+        usage: [
+            "dataops drift [--branch B] [--json | --markdown]",
+            "",
+            "Compares the environment as its last update left it with the server now: roles and their",
+            "attributes and memberships, the database, schemas, grants on the database, the schemas and",
+            "every table and sequence in them, and default privileges. Lists each drifted object with what",
+            "was expected and what was found. Exit 0 when there is none, 1 when there is, 2 when the branch",
+            "has no environment. Repair with dataops up --refresh. --markdown is for a merge-request note.",
+        ].join("\n"),
+        async run(args, io) {
+            const { values } = parse(args, { branch: { type: "string" }, json: { type: "boolean" }, markdown: { type: "boolean" } }, 0);
+            const v = values as { branch?: string; json?: boolean; markdown?: boolean };
+            if (v.json && v.markdown) throw new UsageError("give only one of --json and --markdown");
+            return driftCommand(projectRoot(), branchOf(v.branch, io, "drift"), v.json ? "json" : v.markdown ? "markdown" : "text", io);
+        },
     },
     ls: {
         summary: "List environments with branch, target, age, expiry, last update and resources",

@@ -8,6 +8,7 @@ import { join } from "node:path";
 import { SAMPLE_ROWS } from "../components/loaderConnector";
 import { connectionVariables, type EnvironmentOutputs, FORMATS, type Format, formatVariables, type Identity, UnknownIdentity } from "../lifecycle/connection";
 import { environmentOutputs, Refused } from "../lifecycle/environments";
+import { driftMarkdown, driftText, environmentDrift } from "../lifecycle/drift";
 import { EMBEDDED_PORT, ensureEmbeddedServer, localDir } from "../local/embedded";
 import { runSinger } from "../local/singer";
 import { ensureTool } from "../local/tools";
@@ -63,6 +64,19 @@ export async function envCommand(root: string, branch: string, id: Identity, for
     const outputs = await outputsFor(root, branch, io);
     io.out(formatVariables(variables(outputs, id), format));
     return 0;
+}
+
+/** `dataops drift`: exit 0 when the environment is as its last update left it, 1 when not. */
+export async function driftCommand(root: string, branch: string, format: "text" | "json" | "markdown", io: ToolsIo): Promise<number> {
+    const ctx = await localContext(root, io.err, io.env as NodeJS.ProcessEnv);
+    const stackOutputs = await environmentOutputs(ctx, branch);
+    const s = stackOutputs.environment;
+    if (s.host === "localhost" && s.port === EMBEDDED_PORT) await ensureEmbeddedServer(root, io.err);
+    const report = await environmentDrift(ctx, branch);
+    if (format === "json") io.out(JSON.stringify({ stack: report.stack, engine: report.engine, drifted: report.differences.length > 0, differences: report.differences }, null, 2));
+    else if (format === "markdown") io.out(driftMarkdown(report));
+    else for (const line of driftText(report)) io.out(line);
+    return report.differences.length > 0 ? 1 : 0;
 }
 
 /** Where a loader's sample source is: CSV files, one stream a file. */

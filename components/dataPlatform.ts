@@ -8,7 +8,7 @@ import { AccessRoles } from "./accessRoles";
 import { EnvironmentDatabase } from "./database";
 import { GrantQueue } from "./grantQueue";
 import { LoaderConnector } from "./loaderConnector";
-import type { SqlEngine } from "./pg";
+import { providerObjects, type SqlEngine, sqlObjects } from "./pg";
 import { Warehouse } from "./warehouse";
 
 export interface BuildInfo {
@@ -101,9 +101,12 @@ export class DataPlatform extends pulumi.ComponentResource {
             parent,
         );
 
-        const pg = this.warehouse.pg;
-        const grants = new GrantQueue();
         const admin = this.warehouse.admin;
+        const pg = this.warehouse.provider
+            ? providerObjects(this.warehouse.provider, admin)
+            : // Every object inside the warehouse, as one resource; protected with production's database.
+              sqlObjects(`${name}-catalog`, admin, { parent: this, protect: w.protection.protect });
+        const grants = new GrantQueue();
         const copies = env.kind === "branch" && w.target !== "aws" && branches.data !== "empty";
         this.database = new EnvironmentDatabase(
             `${name}-db`,
@@ -113,7 +116,6 @@ export class DataPlatform extends pulumi.ComponentResource {
                 schemas: w.schemas,
                 template: copies ? branches.templateDatabase : undefined,
                 comment: `dataops environment ${env.stack} (${env.kind}${env.branch ? `, branch ${env.branch}` : ""}); dataops-environments ${args.build.projectVersion}, commit ${args.build.commit}`,
-                admin,
                 pg,
                 grants,
                 protect: w.protection.protect,
@@ -165,6 +167,8 @@ export class DataPlatform extends pulumi.ComponentResource {
             },
             parent,
         );
+
+        pg.finish();
 
         this.summary = pulumi.all([this.warehouse.host, this.warehouse.port, this.warehouse.sslMode]).apply(([host, port, sslMode]) => {
             const url = (user: string) => `postgresql://${user}@${host}:${port}/${names.database}`;

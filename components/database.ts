@@ -1,7 +1,6 @@
 // The environment's database inside the warehouse: owner role, database, layout
 // schemas, and CONNECT taken from PUBLIC so only the environment's roles get in.
 import * as pulumi from "@pulumi/pulumi";
-import { type AdminConnection, DatabaseComment } from "./generated";
 import type { GrantQueue } from "./grantQueue";
 import type { Named, PgObjects } from "./pg";
 
@@ -16,7 +15,6 @@ export interface EnvironmentDatabaseArgs {
     readonly template?: string;
     /** Text for `COMMENT ON DATABASE`: what the environment was built from. */
     readonly comment: string;
-    readonly admin: pulumi.Input<AdminConnection>;
     readonly pg: PgObjects;
     readonly grants: GrantQueue;
     /** Pulumi `protect` on the database. @default false */
@@ -72,7 +70,7 @@ export class EnvironmentDatabase extends pulumi.ComponentResource {
                 ),
             ]),
         );
-        new DatabaseComment(`${name}-comment`, { connection: args.admin, database: this.database.name, comment: args.comment }, { parent: this });
+        pg.comment(`${name}-comment`, { database: this.database.name, comment: args.comment }, o);
 
         this.registerOutputs({ name: this.name, owner: this.owner.name, schemas: Object.keys(this.schemas) });
     }

@@ -6,4 +6,5 @@ export { GrantQueue } from "./grantQueue";
 export { LoaderConnector, loaderImage, loaderRuntime, type LoaderConnectorArgs } from "./loaderConnector";
 export { Warehouse, type WarehouseArgs } from "./warehouse";
 export { providerObjects, sqlObjects, SQL_ENGINES, type PgObjects, type SqlEngine } from "./pg";
-export { SqlObject } from "./sql";
+export { CatalogObjects, SqlCatalog, toCatalog } from "./sql";
+export { differences, type Catalog, type Difference } from "./catalog";

@@ -1,12 +1,11 @@
-// How the objects inside a warehouse are made. `provider`: @pulumi/postgresql's
-// resources through its provider plugin (the default). `sql`: the same objects by
-// in-process SQL (components/sql.ts), for machines where that plugin cannot be
-// installed, and the embedded default. Components call this interface and never
-// know which one runs.
+// How the objects inside a warehouse are made. `provider`: one @pulumi/postgresql
+// resource per object, through its provider plugin. `sql`: the same objects recorded
+// into one catalog and reconciled in-process (components/sql.ts), where that plugin is
+// not installed. Components declare through this interface and never know which runs.
 import type * as pulumi from "@pulumi/pulumi";
 import * as postgresql from "@pulumi/postgresql";
-import type { AdminConnection } from "./generated";
-import { SqlObject } from "./sql";
+import { type AdminConnection, DatabaseComment } from "./generated";
+import { CatalogObjects } from "./sql";
 
 export type SqlEngine = "provider" | "sql";
 export const SQL_ENGINES: readonly SqlEngine[] = ["provider", "sql"];
@@ -20,9 +19,13 @@ export interface PgObjects {
     schema(name: string, args: postgresql.SchemaArgs, opts: pulumi.CustomResourceOptions): Named;
     grant(name: string, args: postgresql.GrantArgs, opts: pulumi.CustomResourceOptions): pulumi.CustomResource;
     defaultPrivileges(name: string, args: postgresql.DefaultPrivilegesArgs, opts: pulumi.CustomResourceOptions): pulumi.CustomResource;
+    /** `COMMENT ON DATABASE`: what the environment was built from. */
+    comment(name: string, args: { database: pulumi.Input<string>; comment: pulumi.Input<string> }, opts: pulumi.CustomResourceOptions): pulumi.CustomResource;
+    /** Every object is declared: the `sql` engine makes its catalog now. */
+    finish(): void;
 }
 
-export function providerObjects(provider: postgresql.Provider): PgObjects {
+export function providerObjects(provider: postgresql.Provider, admin: pulumi.Input<AdminConnection>): PgObjects {
     const o = (opts: pulumi.CustomResourceOptions) => ({ ...opts, provider });
     return {
         engine: "provider",
@@ -31,18 +34,12 @@ export function providerObjects(provider: postgresql.Provider): PgObjects {
         schema: (n, a, opts) => new postgresql.Schema(n, a, o(opts)),
         grant: (n, a, opts) => new postgresql.Grant(n, a, o(opts)),
         defaultPrivileges: (n, a, opts) => new postgresql.DefaultPrivileges(n, a, o(opts)),
+        comment: (n, a, opts) => new DatabaseComment(n, { ...a, connection: admin }, opts),
+        finish: () => undefined,
     };
 }
 
-export function sqlObjects(admin: pulumi.Input<AdminConnection>): PgObjects {
-    const make = (kind: ConstructorParameters<typeof SqlObject>[0]) => (n: string, a: object, opts: pulumi.CustomResourceOptions) =>
-        new SqlObject(kind, n, admin, { ...a }, opts);
-    return {
-        engine: "sql",
-        role: make("role"),
-        database: make("database"),
-        schema: make("schema"),
-        grant: make("grant"),
-        defaultPrivileges: make("defaultPrivileges"),
-    };
+/** The `sql` engine: one SqlCatalog named `name`, made when `finish` is called. */
+export function sqlObjects(name: string, admin: pulumi.Input<AdminConnection>, opts: pulumi.CustomResourceOptions = {}): PgObjects {
+    return new CatalogObjects(name, admin, opts);
 }

@@ -1,59 +1,195 @@
-// PostgreSQL objects executed in-process over a pg connection, as Pulumi dynamic
-// resources. Same inputs as @pulumi/postgresql's Role, Database, Schema, Grant and
-// DefaultPrivileges; used where that provider plugin cannot be installed (machines
-// that reach only package registries) and on the embedded default, where it also
-// saves a plugin start. Every identifier is quoted by the driver and every privilege
-// checked against a fixed list, so no config text reaches SQL unescaped.
+// The `sql` engine: an environment's objects inside PostgreSQL are one Pulumi resource,
+// `SqlCatalog`, reconciled in-process over a pg connection (components/catalogSql.ts).
+// The components declare roles, schemas and grants through the same interface as the
+// `provider` engine (components/pg.ts); here each declaration is recorded, and when the
+// environment is complete the recorded catalog becomes the resource's input. So a plan is
+// one update that names each changed object (its `catalog` input is keyed by object), an
+// update runs in a few transactions instead of a hundred resource operations, and
+// `pulumi refresh` reads the whole catalog back in two queries (`drift` output).
 import * as pulumi from "@pulumi/pulumi";
+import type { Catalog, DefaultSpec, Difference, GrantSpec, ObjectType, RoleSpec } from "./catalog";
+import { defaultKey, grantKey, privilegeList } from "./catalog";
 import type { AdminConnection } from "./generated";
+import type { Named, PgObjects } from "./pg";
 
-export interface SqlInputs {
+interface CatalogState {
     connection: AdminConnection;
-    [key: string]: unknown;
+    catalog: Catalog;
+    /** Secret: login role → password. */
+    passwords: Record<string, string>;
+    /** Set by a refresh: how the server differs from `catalog`. Empty after every apply. */
+    drift?: Difference[];
 }
 
-// The provider object is serialized into the state of every resource that uses it, and
-// the file backend rewrites the whole state after each operation. So it stays a few
-// lines: the statements (components/sqlOps.ts) are loaded by path in the provider host,
-// which runs in the project folder, instead of being serialized by value into every
-// resource (14 KB each, twice: that made updates grow with the square of the loaders).
-function ops(): typeof import("./sqlOps") {
+// The provider is serialized into the state, so it stays a few lines and loads its
+// statements by path. The path is found from where @pulumi/pulumi is installed (the
+// project's node_modules), not from the working directory: the engine may run anywhere.
+function statements(): typeof import("./catalogSql") {
+    const path = require("path");
+    const fs = require("fs");
+    let root = path.resolve(path.dirname(require.resolve("@pulumi/pulumi/package.json")), "..", "..", "..");
+    if (!fs.existsSync(path.join(root, "components", "catalogSql.ts"))) root = process.cwd();
     require("tsx/cjs");
-    return require(require("path").join(process.cwd(), "components", "sqlOps.ts"));
+    return require(path.join(root, "components", "catalogSql.ts"));
 }
 
-const sqlProvider: pulumi.dynamic.ResourceProvider = {
-    async create(inputs: SqlInputs) {
-        const id = await ops().apply(inputs, undefined);
-        return { id, outs: inputs };
+const catalogProvider: pulumi.dynamic.ResourceProvider = {
+    async create(inputs: CatalogState) {
+        await statements().applyCatalog(inputs.connection, inputs.catalog, inputs.passwords);
+        return { id: inputs.catalog.database.name, outs: { ...inputs, drift: [] } };
     },
-    async diff(_id: string, olds: SqlInputs, news: SqlInputs) {
-        return ops().diff(olds, news);
+    async diff(_id: string, olds: CatalogState, news: CatalogState) {
+        const s = statements();
+        const renamed = olds.catalog?.database?.name !== news.catalog.database.name;
+        const changes = renamed || !s.sameCatalog(olds.catalog, news.catalog) || (olds.drift ?? []).length > 0 || !s.sameCatalog(olds.passwords as never, news.passwords as never);
+        // Another database name is another environment's database: the old one goes first.
+        return { changes, replaces: renamed ? ["catalog"] : [], deleteBeforeReplace: renamed };
     },
-    async update(_id: string, olds: SqlInputs, news: SqlInputs) {
-        await ops().apply(news, olds);
-        return { outs: news };
+    async update(_id: string, olds: CatalogState, news: CatalogState) {
+        await statements().applyCatalog(news.connection, news.catalog, news.passwords, olds.catalog);
+        return { outs: { ...news, drift: [] } };
     },
-    async delete(_id: string, olds: SqlInputs) {
-        await ops().remove(olds);
+    async delete(_id: string, olds: CatalogState) {
+        await statements().dropCatalog(olds.connection, olds.catalog);
+    },
+    async read(id: string, props: CatalogState) {
+        return { id, props: { ...props, drift: await statements().drift(props.connection, props.catalog) } };
     },
 };
 
-export type SqlKind = "role" | "database" | "schema" | "grant" | "defaultPrivileges";
+/** One environment's roles, database, schemas, grants and default privileges, reconciled as a whole. */
+export class SqlCatalog extends pulumi.dynamic.Resource {
+    declare readonly catalog: pulumi.Output<Catalog>;
+    declare readonly drift: pulumi.Output<Difference[]>;
 
-const TYPE_NAMES: Record<SqlKind, string> = {
-    role: "SqlRole",
-    database: "SqlDatabase",
-    schema: "SqlSchema",
-    grant: "SqlGrant",
-    defaultPrivileges: "SqlDefaultPrivileges",
+    constructor(name: string, args: { connection: pulumi.Input<AdminConnection>; catalog: pulumi.Input<Catalog>; passwords: pulumi.Input<Record<string, string>> }, opts: pulumi.CustomResourceOptions = {}) {
+        super(
+            catalogProvider,
+            name,
+            { connection: pulumi.secret(args.connection), catalog: args.catalog, passwords: pulumi.secret(args.passwords), drift: undefined },
+            { ...opts, additionalSecretOutputs: ["connection", "passwords"] },
+            "dataops",
+            "SqlCatalog",
+        );
+    }
+}
+
+type Declared =
+    | { kind: "role"; args: Record<string, unknown> }
+    | { kind: "database"; args: Record<string, unknown> }
+    | { kind: "schema"; args: Record<string, unknown> }
+    | { kind: "grant"; args: Record<string, unknown> }
+    | { kind: "defaultPrivileges"; args: Record<string, unknown> }
+    | { kind: "comment"; args: Record<string, unknown> };
+
+const text = (v: unknown, what: string): string => {
+    if (typeof v !== "string" || v.length === 0) throw new Error(`${what}: expected a non-empty string, given ${JSON.stringify(v)}`);
+    return v;
 };
 
-/** One PostgreSQL object, managed by SQL over the admin connection. `name` mirrors the provider resources' output. */
-export class SqlObject extends pulumi.dynamic.Resource {
-    declare readonly name: pulumi.Output<string>;
+/** The recorded declarations as one catalog. Throws, naming the field, on anything malformed. */
+export function toCatalog(declared: ReadonlyArray<{ kind: string; args: Record<string, unknown> }>): Catalog {
+    const roles: Record<string, RoleSpec> = {};
+    const schemas: Record<string, { owner: string }> = {};
+    const grants: Record<string, GrantSpec> = {};
+    const defaults: Record<string, DefaultSpec> = {};
+    let database: { name: string; owner: string; template?: string; comment?: string } | undefined;
+    let comment: string | undefined;
+    for (const { kind, args: a } of declared) {
+        if (kind === "role") {
+            const name = text(a.name, "role name");
+            const memberOf = ((a.roles ?? []) as unknown[]).map((r) => text(r, `role ${name}: roles[]`)).sort();
+            roles[name] = {
+                login: a.login === true,
+                ...(typeof a.connectionLimit === "number" ? { connectionLimit: Math.trunc(a.connectionLimit) } : {}),
+                memberOf,
+                ...(typeof a.assumeRole === "string" && a.assumeRole ? { assumeRole: a.assumeRole } : {}),
+            };
+        } else if (kind === "database") {
+            if (database) throw new Error(`database: one per environment, given ${database.name} and ${String(a.name)}`);
+            database = { name: text(a.name, "database name"), owner: text(a.owner, "database owner"), ...(typeof a.template === "string" && a.template !== "template0" ? { template: a.template } : {}) };
+        } else if (kind === "schema") {
+            schemas[text(a.name, "schema name")] = { owner: text(a.owner, `schema ${String(a.name)}: owner`) };
+        } else if (kind === "grant") {
+            const objectType = text(a.objectType, "grant objectType") as ObjectType;
+            const privileges = privilegeList(objectType, a.privileges);
+            const g: GrantSpec = {
+                role: text(a.role, "grant role"),
+                objectType,
+                ...(objectType !== "database" ? { schema: text(a.schema, `grant to ${String(a.role)}: schema`) } : {}),
+                privileges,
+            };
+            grants[grantKey(g, text(a.database, "grant database"))] = g;
+        } else if (kind === "defaultPrivileges") {
+            const objectType = text(a.objectType, "default privileges objectType");
+            if (objectType !== "table" && objectType !== "sequence") throw new Error(`default privileges objectType: allowed table | sequence, given ${JSON.stringify(objectType)}`);
+            const d: DefaultSpec = {
+                owner: text(a.owner, "default privileges owner"),
+                role: text(a.role, "default privileges role"),
+                schema: text(a.schema, "default privileges schema"),
+                objectType,
+                privileges: privilegeList(objectType, a.privileges),
+            };
+            defaults[defaultKey(d)] = d;
+        } else if (kind === "comment") {
+            comment = String(a.comment);
+        }
+    }
+    if (!database) throw new Error("database: an environment declares exactly one, given none");
+    return { database: { ...database, ...(comment !== undefined ? { comment } : {}) }, roles, schemas, grants, defaults };
+}
 
-    constructor(kind: SqlKind, name: string, connection: pulumi.Input<AdminConnection>, args: Record<string, unknown>, opts: pulumi.CustomResourceOptions = {}) {
-        super(sqlProvider, name, { kind, ...args, name: (args.name as pulumi.Input<string> | undefined) ?? "", connection: pulumi.secret(connection) }, opts, "dataops", TYPE_NAMES[kind]);
+/**
+ * PgObjects for the `sql` engine: records what the components declare, and makes it one
+ * SqlCatalog when the environment is complete (`finish`). What it returns for each object
+ * carries the object's name, and stands for the SqlCatalog in `dependsOn`: a resource that
+ * needs a role or a schema waits for the whole catalog.
+ */
+export class CatalogObjects implements PgObjects {
+    readonly engine = "sql" as const;
+    readonly resource: SqlCatalog;
+    private readonly declared: Declared[] = [];
+    private readonly passwords: Record<string, pulumi.Input<string>> = {};
+    private complete!: (d: Declared[]) => void;
+
+    constructor(name: string, admin: pulumi.Input<AdminConnection>, opts: pulumi.CustomResourceOptions = {}) {
+        const done = new Promise<Declared[]>((resolve) => {
+            this.complete = resolve;
+        });
+        const catalog = pulumi.output(done).apply((d) => pulumi.output(d.map((x) => x.args)).apply((args) => toCatalog(args.map((a, i) => ({ kind: d[i].kind, args: a as Record<string, unknown> })))));
+        const passwords = pulumi.output(done).apply(() => pulumi.all(this.passwords));
+        this.resource = new SqlCatalog(name, { connection: admin, catalog, passwords: pulumi.secret(passwords) }, opts);
+    }
+
+    private record(kind: Declared["kind"], name: pulumi.Input<string | undefined> | undefined, args: object): Named {
+        this.declared.push({ kind, args: { ...args } } as Declared);
+        // An object whose prototype is the SqlCatalog: Pulumi takes it for that resource in dependsOn.
+        return Object.assign(Object.create(this.resource) as Named, { name: pulumi.output(name).apply((n) => n ?? "") });
+    }
+
+    role(_n: string, a: import("@pulumi/postgresql").RoleArgs): Named {
+        const { password, ...rest } = a;
+        // Role names are plain text from the naming module; the password map is keyed by them.
+        if (typeof a.name !== "string") throw new Error(`role: the sql engine needs a role's name as text, given ${typeof a.name}`);
+        if (password !== undefined) this.passwords[a.name] = password as pulumi.Input<string>;
+        return this.record("role", a.name, rest);
+    }
+    database(_n: string, a: import("@pulumi/postgresql").DatabaseArgs): Named {
+        return this.record("database", a.name, a);
+    }
+    schema(_n: string, a: import("@pulumi/postgresql").SchemaArgs): Named {
+        return this.record("schema", a.name, a);
+    }
+    grant(_n: string, a: import("@pulumi/postgresql").GrantArgs): pulumi.CustomResource {
+        return this.record("grant", undefined, a);
+    }
+    defaultPrivileges(_n: string, a: import("@pulumi/postgresql").DefaultPrivilegesArgs): pulumi.CustomResource {
+        return this.record("defaultPrivileges", undefined, a);
+    }
+    comment(_n: string, a: { database: pulumi.Input<string>; comment: pulumi.Input<string> }): pulumi.CustomResource {
+        return this.record("comment", undefined, a);
+    }
+    finish(): void {
+        this.complete(this.declared);
     }
 }

@@ -6,7 +6,7 @@ import * as pulumi from "@pulumi/pulumi";
 import * as postgresql from "@pulumi/postgresql";
 import type { Target } from "../config/schema";
 import { type AdminConnection, GeneratedPassword } from "./generated";
-import { type PgObjects, providerObjects, type SqlEngine, sqlObjects } from "./pg";
+import type { SqlEngine } from "./pg";
 
 export interface AwsWarehouseArgs {
     /** Aurora PostgreSQL cluster or a single RDS instance. */
@@ -74,8 +74,6 @@ export class Warehouse extends pulumi.ComponentResource {
     readonly provider?: postgresql.Provider;
     /** Secret: where and as whom to connect as admin. */
     readonly admin: pulumi.Output<AdminConnection>;
-    /** Makes the database objects, with whichever SQL engine was chosen. */
-    readonly pg: PgObjects;
     /** The cloud cluster identifier on `aws`; what a branch clone is made from. */
     readonly clusterIdentifier?: pulumi.Output<string>;
     /** The resource that holds the data (Aurora cluster, RDS instance or Docker volume); protected in production. */
@@ -114,7 +112,6 @@ export class Warehouse extends pulumi.ComponentResource {
             pulumi.all([this.host, this.port, this.adminUser, this.adminPassword, this.sslMode]).apply(([host, port, user, password, sslMode]) => ({ host, port, user, password, sslMode })),
         );
         if ((args.sqlEngine ?? "provider") === "sql") {
-            this.pg = sqlObjects(this.admin);
             this.registerOutputs({ host: this.host, port: this.port, adminUser: this.adminUser, adminPassword: this.adminPassword, engineVersion: this.engineVersion });
             return;
         }
@@ -134,7 +131,6 @@ export class Warehouse extends pulumi.ComponentResource {
             },
             { parent: this },
         );
-        this.pg = providerObjects(this.provider);
 
         this.registerOutputs({ host: this.host, port: this.port, adminUser: this.adminUser, adminPassword: this.adminPassword, engineVersion: this.engineVersion });
     }

@@ -33,6 +33,8 @@ export interface UpOptions {
     readonly log: (line: string) => void;
     /** Aborted on Ctrl-C or a cancelled job: the engine is asked to stop cleanly and save its state. */
     readonly signal?: AbortSignal;
+    /** Read the server first, so the update also repairs drift (`dataops up --refresh`). @default false */
+    readonly refresh?: boolean;
     /** The SQL engine: set on a new stack, or on every up when explicit (local/workspace.ts sqlEngineChoice). @default sql */
     readonly sqlEngine?: { readonly engine: "provider" | "sql"; readonly explicit: boolean };
 }
@@ -107,11 +109,11 @@ export async function upBranch(ctx: LocalContext, opts: UpOptions): Promise<UpOu
     let recovered = false;
     const result = await withLockWait(ctx, name, opts.lockTimeoutSeconds, opts.log, async () => {
         try {
-            return await stack.up({ color: "never", onOutput: opts.onOutput, signal: opts.signal });
+            return await stack.up({ color: "never", onOutput: opts.onOutput, signal: opts.signal, refresh: opts.refresh });
         } catch (e) {
             if (opts.signal?.aborted || !PENDING.test(String(e)) || !(await clearPendingOperations(stack, opts.log))) throw e;
             recovered = true;
-            return stack.up({ color: "never", onOutput: opts.onOutput, signal: opts.signal });
+            return stack.up({ color: "never", onOutput: opts.onOutput, signal: opts.signal, refresh: opts.refresh });
         }
     });
     // Some engine versions only warn about another run's pending operations and converge anyway,
@@ -303,13 +305,19 @@ export async function listEnvironments(ctx: LocalContext, log: (line: string) =>
     return infos.filter((i) => i !== undefined);
 }
 
-/** A branch environment's outputs, secrets decrypted: for `dataops env`, `load` and `dbt`, never printed whole. */
-export async function environmentOutputs(ctx: LocalContext, branch: string): Promise<EnvironmentOutputs> {
+/** A branch's stack, or a refusal that says how to make it. */
+export async function environmentStack(ctx: LocalContext, branch: string): Promise<Stack> {
     const name = stackNameForBranch(branch);
-    const stack = await selectStack(ctx, name).catch((e: unknown) => {
+    return selectStack(ctx, name).catch((e: unknown) => {
         if (e instanceof StackNotFoundError) throw new Refused(`branch ${branch} has no environment (no stack ${name}); bring it up first: npx dataops up --branch ${shellQuote(branch)}`);
         throw e;
     });
+}
+
+/** A branch environment's outputs, secrets decrypted: for `dataops env`, `load` and `dbt`, never printed whole. */
+export async function environmentOutputs(ctx: LocalContext, branch: string): Promise<EnvironmentOutputs> {
+    const name = stackNameForBranch(branch);
+    const stack = await environmentStack(ctx, branch);
     const outputs = await stack.outputs();
     if (!outputs.environment) throw new Refused(`${name} has no outputs yet (its first update did not finish); run npx dataops up --branch ${shellQuote(branch)}`);
     const value = <T>(key: string, fallback: T): T => (outputs[key]?.value as T | undefined) ?? fallback;

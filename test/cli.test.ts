@@ -55,6 +55,7 @@ const HELP = [
     "  load        Load a loader's sample data into the branch's environment, as the loader's role",
     "  dbt         Run the pinned dbt on the project's dbt/ folder against the branch's environment",
     "  audit       Check the stack files: validation, policies, the branch mirror diff and the access diff",
+    "  drift       Show what was changed in the branch's environment outside the pipeline (exit 1 when anything was)",
     "  ls          List environments with branch, target, age, expiry, last update and resources",
 ].join("\n");
 
@@ -155,7 +156,7 @@ describe("dataops", () => {
         expect(await run(["deploy", "--now"])).toEqual({
             code: 2,
             out: [],
-            err: [`dataops: unknown command "deploy" (allowed: stack-name, dev, up, destroy, prune, env, load, dbt, audit, ls)`, "Run dataops --help for the list."],
+            err: [`dataops: unknown command "deploy" (allowed: stack-name, dev, up, destroy, prune, env, load, dbt, audit, drift, ls)`, "Run dataops --help for the list."],
         });
     });
 });

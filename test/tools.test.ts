@@ -6,7 +6,7 @@ import { main, splitDbtArgs, type Io } from "../cli/main";
 import { defaultDbtUser, parseFormat, parseIdentity, planLoad } from "../cli/tools";
 import { UsageError } from "../cli/lifecycle";
 import type { EnvironmentSummary } from "../components/dataPlatform";
-import { isConcurrencyAbort } from "../components/sqlOps";
+import { isConcurrencyAbort } from "../components/catalogSql";
 import { connectionVariables, type EnvironmentOutputs, formatVariables, shellQuote, UnknownIdentity } from "../lifecycle/connection";
 import { Refused } from "../lifecycle/environments";
 import { adviceFor, failureLines, failureSummaryMarkdown } from "../lifecycle/failure";

@@ -125,10 +125,10 @@ describe("an interrupted up", () => {
         const child = spawn(process.execPath, [join(root, "bin", "dataops.js"), "up", "--embedded", "--branch", B.killed], { cwd: root, detached: true, stdio: ["ignore", "ignore", "pipe"] });
         let seen = "";
         await new Promise<void>((done, fail) => {
-            const timer = setTimeout(() => fail(new Error(`the update never started creating grants:\n${seen.slice(-2000)}`)), 300_000);
+            const timer = setTimeout(() => fail(new Error(`the update never started applying the catalog:\n${seen.slice(-2000)}`)), 300_000);
             child.stderr.on("data", (chunk: Buffer) => {
                 seen += chunk.toString();
-                if (/SqlGrant .* created/.test(seen)) {
+                if (/SqlCatalog \S+ creating/.test(seen)) {
                     clearTimeout(timer);
                     // The whole process group: the CLI, the engine and the program.
                     process.kill(-child.pid!, "SIGKILL");

@@ -1,7 +1,7 @@
 // The access diff: every role's effective privileges, computed from a config the way
 // the components grant them (accessMatrix, the privilege lists of AccessRoles and
 // LoaderConnector), and what a change adds or removes, e.g. `+ reporter: SELECT on raw_salesforce`.
-import { LOADER_SCHEMA, READ_SCHEMA, READ_TABLE, WRITE_SCHEMA, WRITE_SEQUENCE, WRITE_TABLE, accessMatrix, databasePrivileges } from "../components/accessRoles";
+import { LOADER_SCHEMA, READ_SCHEMA, READ_TABLE, WRITE_SCHEMA, WRITE_SEQUENCE, WRITE_TABLE, accessMatrix, databasePrivileges } from "../components/privileges";
 import { type DataopsConfig, loaderSchema } from "../config/schema";
 
 /** What a grantee holds on one object. */

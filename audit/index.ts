@@ -1,7 +1,7 @@
 // `dataops audit`: validation, policies, the mirror diff and the access diff of the
 // committed stack files. Seconds, offline: no engine, no cloud account, no decryption.
 import { parseArgs } from "node:util";
-import { currentBranch } from "../cli/git";
+import { currentBranch } from "../config/git";
 import { stackNameForBranch } from "../naming";
 import { type AuditOptions, auditProject } from "./report";
 import { defaultBase, isGitRepository, resolveCommit, stackFilesAt, workingTreeStackFiles } from "./git";

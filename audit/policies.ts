@@ -1,7 +1,7 @@
 // Policies on a valid stack config, kept as data: each rule has an id, a severity,
 // the key it looks at, and a one-line fix. Production-only rules apply to
 // Pulumi.prod.yaml; the others to every committed stack.
-import { accessMatrix } from "../components/accessRoles";
+import { accessMatrix } from "../components/privileges";
 import { matchesPattern } from "../config/rules";
 import { type DataopsConfig, loaderSchema } from "../config/schema";
 import { PRODUCTION_STACK } from "../naming";

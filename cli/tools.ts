@@ -5,7 +5,7 @@
 import { spawn } from "node:child_process";
 import { existsSync, readdirSync } from "node:fs";
 import { join } from "node:path";
-import { SAMPLE_ROWS } from "../components/loaderConnector";
+import { SAMPLE_ROWS } from "../config/environment";
 import { connectionVariables, type EnvironmentOutputs, FORMATS, type Format, formatVariables, type Identity, UnknownIdentity } from "../lifecycle/connection";
 import { environmentOutputs, Refused } from "../lifecycle/environments";
 import { driftMarkdown, driftText, environmentDrift } from "../lifecycle/drift";

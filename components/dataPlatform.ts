@@ -1,5 +1,6 @@
 // One environment, composed: warehouse → database and layout → loaders → access.
-import * as aws from "@pulumi/aws";
+import type * as Aws from "@pulumi/aws";
+import { awsModule } from "./aws";
 import * as pulumi from "@pulumi/pulumi";
 import type { Environment } from "../config/environment";
 import { loaderSchema } from "../config/schema";
@@ -8,7 +9,9 @@ import { AccessRoles } from "./accessRoles";
 import { EnvironmentDatabase } from "./database";
 import { GrantQueue } from "./grantQueue";
 import { LoaderConnector } from "./loaderConnector";
+import type { Catalog } from "./catalog";
 import { providerObjects, type SqlEngine, sqlObjects } from "./pg";
+import { CatalogObjects } from "./sql";
 import { Warehouse } from "./warehouse";
 
 export interface BuildInfo {
@@ -39,6 +42,8 @@ export class DataPlatform extends pulumi.ComponentResource {
     readonly database: EnvironmentDatabase;
     readonly loaders: Record<string, LoaderConnector>;
     readonly access: AccessRoles;
+    /** The `sql` engine's catalog (roles, schemas, grants) as declared; undefined with the provider engine. */
+    readonly catalog?: pulumi.Output<Catalog>;
     /** Everything a person needs to find and reach the environment; no secrets. */
     readonly summary: pulumi.Output<EnvironmentSummary>;
 
@@ -63,8 +68,9 @@ export class DataPlatform extends pulumi.ComponentResource {
         const loadersOnAws = w.target === "aws" && c.loaders.some((l) => l.tool !== "fivetran" && l.tool !== "stitch");
 
         // Loader tasks get their own security group, which the warehouse admits.
-        let loaderNetwork: { cluster: aws.ecs.Cluster; sg: aws.ec2.SecurityGroup } | undefined;
+        let loaderNetwork: { cluster: Aws.ecs.Cluster; sg: Aws.ec2.SecurityGroup } | undefined;
         if (loadersOnAws) {
+            const aws = awsModule();
             loaderNetwork = {
                 cluster: new aws.ecs.Cluster(`${name}-loaders`, { name: `${physical}-loaders`, tags }, parent),
                 sg: new aws.ec2.SecurityGroup(
@@ -169,6 +175,7 @@ export class DataPlatform extends pulumi.ComponentResource {
         );
 
         pg.finish();
+        if (pg instanceof CatalogObjects) this.catalog = pg.catalog;
 
         this.summary = pulumi.all([this.warehouse.host, this.warehouse.port, this.warehouse.sslMode]).apply(([host, port, sslMode]) => {
             const url = (user: string) => `postgresql://${user}@${host}:${port}/${names.database}`;

@@ -1,10 +1,10 @@
 // One loader: its raw schema, a login role that can write only there, a generated
 // password kept as a secret, and where it runs (a container, a scheduled Fargate
 // task, or connection details handed to a SaaS tool).
-import * as aws from "@pulumi/aws";
+import { awsModule } from "./aws";
 import * as docker from "@pulumi/docker";
 import * as pulumi from "@pulumi/pulumi";
-import type { LoaderMode } from "../config/environment";
+import { type LoaderMode, SAMPLE_ROWS } from "../config/environment";
 import type { LoaderConfig, Target } from "../config/schema";
 import { LOADER_SCHEMA, WRITE_DATABASE } from "./accessRoles";
 import { toEventBridgeCron } from "./cron";
@@ -49,8 +49,7 @@ export interface LoaderConnectorArgs {
     readonly tags?: Record<string, string>;
 }
 
-/** Rows a loader in `sample` mode asks its tap for; the runtime gets it as DATAOPS_SAMPLE_ROWS. */
-export const SAMPLE_ROWS = 1000;
+export { SAMPLE_ROWS };
 
 export function loaderRuntime(tool: LoaderConfig["tool"], target: Target): LoaderRuntime {
     if (tool === "fivetran" || tool === "stitch") return "none";
@@ -176,6 +175,7 @@ export class LoaderConnector extends pulumi.ComponentResource {
     }
 
     private fargate(name: string, args: LoaderConnectorArgs, a: AwsLoaderArgs) {
+        const aws = awsModule();
         const parent = { parent: this };
         const tags = args.tags ?? {};
         const l = args.loader;

@@ -7,8 +7,9 @@ import * as postgresql from "@pulumi/postgresql";
 import { type AdminConnection, DatabaseComment } from "./generated";
 import { CatalogObjects } from "./sql";
 
-export type SqlEngine = "provider" | "sql";
-export const SQL_ENGINES: readonly SqlEngine[] = ["provider", "sql"];
+import type { SqlEngine } from "../config/sqlEngine";
+
+export { SQL_ENGINES, type SqlEngine } from "../config/sqlEngine";
 
 export type Named = pulumi.CustomResource & { readonly name: pulumi.Output<string> };
 

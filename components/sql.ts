@@ -29,8 +29,8 @@ function statements(): typeof import("./catalogSql") {
     const fs = require("fs");
     let root = path.resolve(path.dirname(require.resolve("@pulumi/pulumi/package.json")), "..", "..", "..");
     if (!fs.existsSync(path.join(root, "components", "catalogSql.ts"))) root = process.cwd();
-    require("tsx/cjs");
-    return require(path.join(root, "components", "catalogSql.ts"));
+    // Compiled once into .dataops/build (bin/build.js), so the provider host starts no TypeScript compiler.
+    return require(path.join(root, "bin", "build.js")).load(root, "components/catalogSql");
 }
 
 const catalogProvider: pulumi.dynamic.ResourceProvider = {
@@ -148,6 +148,8 @@ export function toCatalog(declared: ReadonlyArray<{ kind: string; args: Record<s
 export class CatalogObjects implements PgObjects {
     readonly engine = "sql" as const;
     readonly resource: SqlCatalog;
+    /** The catalog as declared, once every component declared its objects. */
+    readonly catalog: pulumi.Output<Catalog>;
     private readonly declared: Declared[] = [];
     private readonly passwords: Record<string, pulumi.Input<string>> = {};
     private complete!: (d: Declared[]) => void;
@@ -158,6 +160,7 @@ export class CatalogObjects implements PgObjects {
         });
         const catalog = pulumi.output(done).apply((d) => pulumi.output(d.map((x) => x.args)).apply((args) => toCatalog(args.map((a, i) => ({ kind: d[i].kind, args: a as Record<string, unknown> })))));
         const passwords = pulumi.output(done).apply(() => pulumi.all(this.passwords));
+        this.catalog = catalog;
         this.resource = new SqlCatalog(name, { connection: admin, catalog, passwords: pulumi.secret(passwords) }, opts);
     }
 

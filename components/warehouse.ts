@@ -1,6 +1,6 @@
 // The versioned PostgreSQL an environment runs in. Three targets, one set of outputs,
 // so everything above the warehouse is the same on AWS, in Docker and on a server.
-import * as aws from "@pulumi/aws";
+import { awsModule } from "./aws";
 import * as docker from "@pulumi/docker";
 import * as pulumi from "@pulumi/pulumi";
 import * as postgresql from "@pulumi/postgresql";
@@ -136,6 +136,7 @@ export class Warehouse extends pulumi.ComponentResource {
     }
 
     private onAws(name: string, args: WarehouseArgs, a: AwsWarehouseArgs, protect: boolean) {
+        const aws = awsModule();
         const parent = { parent: this };
         const tags = args.tags ?? {};
         const major = args.engineVersion.split(".")[0];

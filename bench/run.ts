@@ -4,7 +4,7 @@
 // Results: bench/results.json (kept per BENCH_LABEL, so before/after stay side by side)
 // and BENCHMARKS.md. Never a test: nothing here asserts a time.
 import { spawnSync } from "node:child_process";
-import { mkdtempSync, writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import type { EngineEvent } from "@pulumi/pulumi/automation";
@@ -12,6 +12,7 @@ import { LocalWorkspace } from "@pulumi/pulumi/automation";
 import { resolveEnvironment } from "../config/environment";
 import { readStackFile } from "../config/stackFiles";
 import { type EmbeddedServer, ensureEmbeddedServer } from "../local/embedded";
+import { checkpointFile } from "../lifecycle/fastpath";
 import { branchStack, type LocalContext, localContext } from "../local/workspace";
 import { stackNameForBranch } from "../naming";
 import { generatedConfig } from "./configs";
@@ -19,9 +20,12 @@ import { floorScripts } from "./floor";
 import { type Figure, figure, run, sampled } from "./measure";
 import { writeReport } from "./report";
 
+// eslint-disable-next-line @typescript-eslint/no-require-imports
+const { load } = require("../bin/build.js") as { load(root: string, rel: string): unknown };
+
 const root = resolve(__dirname, "..");
 const RUNS = Number(process.env.BENCH_RUNS ?? 5);
-const SIZES = (process.env.BENCH_SIZES ?? "1,10,50,200").split(",").map(Number);
+const SIZES = (process.env.BENCH_SIZES ?? "4,50,200").split(",").map(Number);
 const ENVS = Number(process.env.BENCH_ENVS ?? 30);
 const ONLY = process.env.BENCH_ONLY?.split(",");
 const LABEL = process.env.BENCH_LABEL ?? "current";
@@ -51,16 +55,23 @@ async function freshNoopDestroy(): Promise<void> {
     await cli(["destroy", "--branch", b, "--yes"]);
     const r = await repeat("fresh/no-op/destroy", async () => {
         const up = await cli(["up", "--embedded", "--branch", b, "--json"]);
+        const state = stateKB(stackNameForBranch(b));
         const noop = await cli(["up", "--embedded", "--branch", b, "--json"]);
         const changes = (JSON.parse(noop.stdout) as { changes: Record<string, number> }).changes;
         if (Object.keys(changes).some((k) => k !== "same")) throw new Error(`no-op up changed something: ${JSON.stringify(changes)}`);
+        if (!/no changes \(same inputs/.test(noop.stderr)) throw new Error(`the no-op did not take the fast path:\n${noop.stderr}`);
+        // The same no-op through the engine, reading the server first (what --refresh does).
+        const refreshed = await cli(["up", "--embedded", "--branch", b, "--json", "--refresh"]);
         const down = await cli(["destroy", "--branch", b, "--yes"]);
-        return { up: up.ms, noop: noop.ms, destroy: down.ms, upPeak: up.peakMiB };
+        return { up: up.ms, noop: noop.ms, refreshed: refreshed.ms, destroy: down.ms, upPeak: up.peakMiB, noopPeak: noop.peakMiB, state };
     });
-    figures.push(figure("fresh branch environment up (prod-shaped, CLI)", r.up));
-    figures.push(figure("no-op up (CLI)", r.noop));
-    figures.push(figure("destroy (CLI)", r.destroy));
-    figures.push(figure("fresh up: peak memory of the process tree", r.upPeak, "MiB"));
+    figures.push(figure("4 loaders: fresh branch environment up (prod-shaped, CLI)", r.up));
+    figures.push(figure("4 loaders: no-op up (CLI; fast path, drift checked against the server)", r.noop));
+    figures.push(figure("4 loaders: no-op up --refresh (CLI; the engine reads the server and diffs)", r.refreshed));
+    figures.push(figure("4 loaders: destroy (CLI)", r.destroy));
+    figures.push(figure("4 loaders: fresh up, peak memory of the process tree", r.upPeak, "MiB"));
+    figures.push(figure("4 loaders: no-op up, peak memory of the process tree", r.noopPeak, "MiB"));
+    figures.push(figure("4 loaders: state (the stack's checkpoint)", r.state, "KB"));
 }
 
 /** Engine start, program evaluation and resource operations, from when engine events arrive. */
@@ -113,10 +124,19 @@ async function floor(): Promise<void> {
     figures.push(figure("floor: dropped by psql", r.drop));
 }
 
+/** The stack's checkpoint in the local file backend, KB. */
+function stateKB(stack: string): number {
+    const file = checkpointFile(ctx.envVars.PULUMI_BACKEND_URL!, stack);
+    return file ? Math.round(statSync(file).size / 1024) : 0;
+}
+
+/** The program as the CLI runs it: compiled, in-process. */
+const inline = () => (load(root, "stack") as typeof import("../stack")).defineStack().outputs;
+
 async function growth(): Promise<void> {
     for (const n of SIZES) {
         const name = `bench-n${n}`;
-        const stack = await LocalWorkspace.createOrSelectStack({ stackName: name, workDir: root }, { pulumiCommand: ctx.pulumi, envVars: ctx.envVars });
+        const stack = await LocalWorkspace.createOrSelectStack({ stackName: name, projectName: "dataops", program: async () => inline() }, { workDir: root, pulumiCommand: ctx.pulumi, envVars: ctx.envVars });
         const values = generatedConfig(n, server);
         await stack.setAllConfig({
             ...Object.fromEntries(Object.entries(values).map(([k, v]) => [`dataops:${k}`, { value: typeof v === "string" ? v : JSON.stringify(v) }])),
@@ -125,13 +145,16 @@ async function growth(): Promise<void> {
         await stack.destroy({ color: "never" });
         const r = await repeat(`growth ${n} loaders`, async () => {
             const up = await sampled(() => stack.up({ color: "never" }));
+            const state = stateKB(name);
             const noop = await sampled(() => stack.up({ color: "never" }));
-            await stack.destroy({ color: "never" });
-            return { up: up.ms, noop: noop.ms, peak: up.peakMiB, resources: up.value.summary.resourceChanges?.create ?? 0 };
+            const down = await sampled(() => stack.destroy({ color: "never" }));
+            return { up: up.ms, noop: noop.ms, destroy: down.ms, peak: up.peakMiB, state, resources: up.value.summary.resourceChanges?.create ?? 0 };
         });
-        figures.push(figure(`${n} loaders: up (${r.resources[0]} resources)`, r.up));
-        figures.push(figure(`${n} loaders: no-op up`, r.noop));
-        figures.push(figure(`${n} loaders: peak memory of engine and program`, r.peak, "MiB"));
+        figures.push(figure(`${n} loaders: up (${r.resources[0]} resources; Automation API, in-process program)`, r.up));
+        figures.push(figure(`${n} loaders: no-op up through the engine`, r.noop));
+        figures.push(figure(`${n} loaders: destroy`, r.destroy));
+        figures.push(figure(`${n} loaders: peak memory of engine, provider and the benchmark process running the program`, r.peak, "MiB"));
+        figures.push(figure(`${n} loaders: state`, r.state, "KB"));
         await stack.workspace.removeStack(name);
     }
 }
@@ -158,6 +181,72 @@ async function environments(): Promise<void> {
     for (let i = 1; i <= existing; i++) await cli(["destroy", "--branch", branch(i), "--yes"]);
 }
 
+/**
+ * `ls` and `prune --dry-run` over many environments: their state files are generated (copies of
+ * one real environment's checkpoint and tags under other names) in a backend of their own.
+ */
+async function manyEnvironments(): Promise<void> {
+    const n = Number(process.env.BENCH_LS_ENVS ?? 300);
+    const b = "bench/ls-seed";
+    await cli(["up", "--embedded", "--branch", b]);
+    const seed = stackNameForBranch(b);
+    const from = join(ctx.envVars.PULUMI_BACKEND_URL!.slice("file://".length), ".pulumi", "stacks", "dataops");
+    const backend = mkdtempSync(join(tmpdir(), "dataops-ls-"));
+    const to = join(backend, ".pulumi", "stacks", "dataops");
+    mkdirSync(to, { recursive: true });
+    writeFileSync(join(backend, ".pulumi", "meta.yaml"), readFileSync(join(from, "..", "..", "meta.yaml")));
+    const checkpoint = readFileSync(join(from, `${seed}.json`), "utf8");
+    const tags = JSON.parse(readFileSync(join(from, `${seed}.pulumi-tags`), "utf8")) as { version: number; tags: Record<string, string> };
+    for (let i = 0; i < n; i++) {
+        const name = stackNameForBranch(`bench/ls-${i}`);
+        writeFileSync(join(to, `${name}.json`), checkpoint.split(seed).join(name));
+        // A third expired, so prune has work to list.
+        const expires = i % 3 === 0 ? "2020-01-01T00:00:00.000Z" : tags.tags["dataops:expires-at"];
+        writeFileSync(join(to, `${name}.pulumi-tags`), JSON.stringify({ version: 1, tags: { ...tags.tags, "dataops:branch": `bench/ls-${i}`, "dataops:expires-at": expires } }));
+    }
+    await cli(["destroy", "--branch", b, "--yes"]);
+    const env = { PULUMI_BACKEND_URL: `file://${backend}`, PULUMI_CONFIG_PASSPHRASE: "bench" };
+    const r = await repeat(`ls with ${n}`, async () => {
+        const ls = await run(process.execPath, [join(root, "bin", "dataops.js"), "ls", "--json"], { cwd: root, env: { ...process.env, CI: "", ...env } });
+        if ((JSON.parse(ls.stdout) as unknown[]).length !== n) throw new Error(`ls listed ${ls.stdout.length} bytes, not ${n} environments`);
+        const prune = await run(process.execPath, [join(root, "bin", "dataops.js"), "prune", "--dry-run", "--json"], { cwd: root, env: { ...process.env, CI: "", ...env } });
+        return { ls: ls.ms, prune: prune.ms };
+    });
+    figures.push(figure(`dataops ls with ${n} environments (generated state files)`, r.ls));
+    figures.push(figure(`dataops prune --dry-run with ${n} environments`, r.prune));
+}
+
+/**
+ * The engine's own floor on this machine: an in-process program with one dynamic resource
+ * that does nothing, created and destroyed through the Automation API, in a throwaway project.
+ * Whatever the program does, an update cannot be faster than this.
+ */
+async function engineFloor(): Promise<void> {
+    const dir = mkdtempSync(join(tmpdir(), "dataops-enginefloor-"));
+    writeFileSync(join(dir, "Pulumi.yaml"), "name: enginefloor\nruntime: nodejs\n");
+    const pulumi = await import("@pulumi/pulumi");
+    const provider: import("@pulumi/pulumi").dynamic.ResourceProvider = { create: async () => ({ id: "x", outs: {} }) };
+    class Nothing extends pulumi.dynamic.Resource {
+        constructor(name: string) {
+            super(provider, name, {}, {});
+        }
+    }
+    const program = async () => {
+        new Nothing("nothing");
+    };
+    const stack = await LocalWorkspace.createOrSelectStack({ stackName: "floor", projectName: "enginefloor", program }, { workDir: dir, pulumiCommand: ctx.pulumi, envVars: ctx.envVars });
+    const r = await repeat("engine floor", async () => {
+        const up = await sampled(() => stack.up({ color: "never" }));
+        const noop = await sampled(() => stack.up({ color: "never" }));
+        const down = await sampled(() => stack.destroy({ color: "never" }));
+        return { up: up.ms, noop: noop.ms, destroy: down.ms };
+    });
+    await stack.workspace.removeStack("floor");
+    figures.push(figure("engine floor: up of one dynamic resource that does nothing (in-process program)", r.up));
+    figures.push(figure("engine floor: no-op up of it", r.noop));
+    figures.push(figure("engine floor: destroy of it", r.destroy));
+}
+
 function mocks(): void {
     const runs: number[] = [];
     for (let i = 0; i <= RUNS; i++) {
@@ -176,8 +265,10 @@ async function main(): Promise<void> {
     if (want("fresh")) await freshNoopDestroy();
     if (want("phases")) await phases();
     if (want("floor")) await floor();
+    if (want("enginefloor")) await engineFloor();
     if (want("growth")) await growth();
     if (want("envs")) await environments();
+    if (want("ls")) await manyEnvironments();
     if (want("mocks")) mocks();
     writeReport(root, LABEL, RUNS, figures);
 }

@@ -6,6 +6,7 @@ import type { EngineEvent, PulumiFn, Stack } from "@pulumi/pulumi/automation";
 import type { Catalog } from "../components/catalog";
 import { drift } from "../components/catalogSql";
 import type { AdminConnection } from "../components/generated";
+import { listFileBackend } from "../local/fileBackend";
 import { checkFastPath, checkpointFile, fingerprint, forgetRecord, restamp, type UpRecord, writeRecord } from "./fastpath";
 import { automation } from "../local/automation";
 import { parseConfig } from "../config/environment";
@@ -148,7 +149,7 @@ export async function upBranch(ctx: LocalContext, opts: UpOptions): Promise<UpOu
     let tagging: Promise<void> = Promise.resolve();
     const startTagging = () => {
         tagging = (async () => {
-            for (const [k, v] of changedTags.filter(([k]) => k !== TAG.kind)) await ws.setTag(name, k, v);
+            for (const [k, v] of changedTags.filter(([k]) => k !== TAG.kind)) await settle(() => ws.setTag(name, k, v));
         })();
         tagging.catch(() => undefined); // awaited below; a failure there is reported, not lost
     };
@@ -182,12 +183,12 @@ export async function upBranch(ctx: LocalContext, opts: UpOptions): Promise<UpOu
             recovered = true;
             return run();
         }
-    }).finally(() => tagging.catch(() => undefined));
+    }, () => (recovered = true)).finally(() => tagging.catch(() => undefined));
     await tagging;
     // Some engine versions only warn about another run's pending operations and converge anyway,
     // but keep them in the state, so every later update warned (and said "recovered") again. The
     // update converged every declared object, so they are cleared now.
-    if (!recovered && PENDING.test(result.stdout)) {
+    if (PENDING.test(result.stdout)) {
         recovered = true;
         opts.log(`dataops: ${name} had pending operations from an interrupted update; this update converged them`);
         await clearPendingOperations(stack, () => undefined);
@@ -284,7 +285,7 @@ export async function clearPendingOperations(stack: Stack, log: (line: string) =
  * Run `op`; while another update holds the stack, wait (saying so) up to the timeout.
  * A lock left by a process that died is released instead of waited for.
  */
-async function withLockWait<T>(ctx: LocalContext, name: string, timeoutSeconds: number, log: (line: string) => void, op: () => Promise<T>): Promise<T> {
+async function withLockWait<T>(ctx: LocalContext, name: string, timeoutSeconds: number, log: (line: string) => void, op: () => Promise<T>, onStaleLock?: () => void): Promise<T> {
     const deadline = Date.now() + timeoutSeconds * 1000;
     let said = false;
     for (;;) {
@@ -299,7 +300,10 @@ async function withLockWait<T>(ctx: LocalContext, name: string, timeoutSeconds: 
                 continue;
             }
             if (!(e instanceof automation().ConcurrentUpdateError) && !/currently locked|concurrent update/i.test(String(e))) throw e;
-            if (await clearStaleLock(ctx, name, log)) continue;
+            if (await clearStaleLock(ctx, name, log)) {
+                onStaleLock?.();
+                continue;
+            }
             if (Date.now() >= deadline) throw new Error(`${name} is locked by another update and did not become free within ${timeoutSeconds}s; try again later or raise --lock-timeout`);
             if (!said) log(`dataops: ${name} is being updated by someone else; waiting up to ${timeoutSeconds}s`);
             said = true;
@@ -348,7 +352,7 @@ export async function destroyStack(ctx: LocalContext, name: string, log: (line: 
     const checkpoint = checkpointFile(ctx.envVars.PULUMI_BACKEND_URL ?? "", name);
     const exists = checkpoint ? existsSync(checkpoint) : (await withStateRepair(ctx, log, () => ws.listStacks())).some((s) => s.name === name);
     if (!exists) return { stack: name, destroyed: false };
-    const tags = await ws.listTags(name);
+    const tags = await withStateRepair(ctx, log, () => ws.listTags(name));
     if (tags[TAG.kind] !== "branch") throw new Refused(`${name} was not created for a branch (no ${TAG.kind}=branch tag); destroy refuses it`);
     // Destroy never runs the program; an in-process workspace spares the language host's start.
     const stack = await selectStack(ctx, name, log, NO_PROGRAM);
@@ -387,6 +391,21 @@ export async function destroyStack(ctx: LocalContext, name: string, log: (line: 
     return { stack: name, destroyed: true };
 }
 
+/**
+ * An engine call made while an update of the same stack writes its checkpoint can read it
+ * half-written ("failed to load checkpoint: EOF"): the write finishes in moments, so try again.
+ */
+async function settle<T>(call: () => Promise<T>, attempts = 10): Promise<T> {
+    for (let i = 1; ; i++) {
+        try {
+            return await call();
+        } catch (e) {
+            if (i >= attempts || !(isUnreadableState(e) || /currently locked|concurrent update/i.test(String(e)))) throw e;
+            await new Promise((r) => setTimeout(r, 300 * i));
+        }
+    }
+}
+
 /** Destroy and refresh never run the program. */
 const NO_PROGRAM: PulumiFn = async () => {
     throw new Error("the program was run where only its state was needed");
@@ -418,18 +437,24 @@ function serverAdmin(config: Record<string, { value: string; secret?: boolean }>
 
 /** Every stack with its tags. A stack whose tags cannot be read is named and left out; the others are listed. */
 export async function listEnvironments(ctx: LocalContext, log: (line: string) => void): Promise<StackInfo[]> {
+    const fromFiles = listFileBackend(ctx.envVars.PULUMI_BACKEND_URL ?? "");
+    if (fromFiles) return fromFiles;
     const ws = await workspace(ctx);
     const stacks = await withStateRepair(ctx, log, () => ws.listStacks());
-    const infos = await Promise.all(
-        stacks.map(async (s): Promise<StackInfo | undefined> => {
+    // One engine process per stack: a few at a time, not hundreds at once.
+    const infos: Array<StackInfo | undefined> = [];
+    let next = 0;
+    const worker = async () => {
+        for (let i = next++; i < stacks.length; i = next++) {
+            const s = stacks[i];
             try {
-                return { name: s.name, tags: await ws.listTags(s.name), lastUpdate: s.lastUpdate, resourceCount: s.resourceCount };
+                infos[i] = { name: s.name, tags: await ws.listTags(s.name), lastUpdate: s.lastUpdate, resourceCount: s.resourceCount };
             } catch (e) {
                 log(`dataops: skipped stack ${s.name}: its state cannot be read (${firstLine(e)})`);
-                return undefined;
             }
-        }),
-    );
+        }
+    };
+    await Promise.all(Array.from({ length: Math.min(4, stacks.length) }, worker));
     return infos.filter((i) => i !== undefined);
 }
 

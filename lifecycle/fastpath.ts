@@ -54,7 +54,7 @@ export function checkpointFile(backendUrl: string, stack: string): string | unde
 }
 
 function locked(backendUrl: string, stack: string): boolean {
-    const dir = join(backendUrl.slice("file://".length), ".pulumi", "locks", "dataops", stack);
+    const dir = join(backendUrl.slice("file://".length), ".pulumi", "locks", "organization", "dataops", stack);
     try {
         return readdirSync(dir).length > 0;
     } catch {

@@ -75,7 +75,7 @@ describe("no-op fast path", () => {
     });
 
     it("GIVEN another update holds the stack's lock WHEN checked THEN the full path runs (and waits for it)", async () => {
-        touch(join(root, "state", ".pulumi", "locks", "dataops", stack, "lock.json"), "{}");
+        touch(join(root, "state", ".pulumi", "locks", "organization", "dataops", stack, "lock.json"), "{}");
         expect(await checkFastPath(input(), clean)).toEqual({ ok: false, why: "another update holds the stack" });
     });
 

@@ -7,6 +7,8 @@ import { join, resolve } from "node:path";
 import { Client } from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type EmbeddedServer, ensureEmbeddedServer, stopEmbeddedServer } from "../../local/embedded";
+import { listFileBackend } from "../../local/fileBackend";
+import { localContext, workspace } from "../../local/workspace";
 import { environmentPrefix, stackNameForBranch } from "../../naming";
 
 const root = resolve(__dirname, "..", "..");
@@ -85,6 +87,20 @@ describe("no-op fast path (installed CLI)", () => {
         expect(pushed.err).not.toMatch(FAST);
         expect(JSON.parse(pushed.out).changes.update).toBe(1);
         expect(JSON.parse(pushed.out).environment.build.commit).toBe("0123456789abcdef0123456789abcdef01234567");
+    });
+
+    it("GIVEN a file backend WHEN environments are listed from its files THEN they are what the engine lists", async () => {
+        const ctx = await localContext(root, () => undefined);
+        const fromFiles = listFileBackend(ctx.envVars.PULUMI_BACKEND_URL!)!;
+        const ws = await workspace(ctx);
+        const engine = await ws.listStacks();
+        expect(fromFiles.map((s) => s.name).sort()).toEqual(engine.map((s) => s.name).sort());
+        const name = stackNameForBranch(BRANCH);
+        const mine = fromFiles.find((s) => s.name === name)!;
+        const theirs = engine.find((s) => s.name === name)!;
+        expect(mine.tags).toEqual(await ws.listTags(name));
+        expect(mine.resourceCount).toBe(theirs.resourceCount);
+        expect(new Date(mine.lastUpdate!).getTime()).toBe(new Date(theirs.lastUpdate!).getTime());
     });
 
     it("GIVEN destroy WHEN up runs after it THEN it makes the environment again (the record went with the stack)", async () => {

@@ -222,7 +222,9 @@ async function manyEnvironments(): Promise<void> {
  * Whatever the program does, an update cannot be faster than this.
  */
 async function engineFloor(): Promise<void> {
-    const dir = mkdtempSync(join(tmpdir(), "dataops-enginefloor-"));
+    // Inside the project, so the provider host finds @pulumi/pulumi in its node_modules.
+    const dir = join(root, ".dataops", "bench-enginefloor");
+    mkdirSync(dir, { recursive: true });
     writeFileSync(join(dir, "Pulumi.yaml"), "name: enginefloor\nruntime: nodejs\n");
     const pulumi = await import("@pulumi/pulumi");
     const provider: import("@pulumi/pulumi").dynamic.ResourceProvider = { create: async () => ({ id: "x", outs: {} }) };

@@ -48,6 +48,11 @@ function author(env: LifecycleIo["env"], cwd: string): string {
     }
 }
 
+/** "PostgreSQL 16.14 (pinned 16.4)": what runs, and what the config pins. */
+export function postgresVersion(s: { engineVersion: string; serverVersion?: string | null }): string {
+    return s.serverVersion ? `PostgreSQL ${s.serverVersion} (pinned ${s.engineVersion})` : `PostgreSQL ${s.engineVersion} (pinned)`;
+}
+
 export function parseTarget(value: string | undefined): Target | undefined {
     if (value === undefined) return undefined;
     if (!(TARGETS as readonly string[]).includes(value)) throw new UsageError(`--target: allowed ${TARGETS.join(" | ")}, given "${value}"`);
@@ -111,7 +116,7 @@ async function upAndReport(root: string, branch: string, o: UpArgs, io: Lifecycl
     if (o.json) io.out(JSON.stringify({ stack: outcome.stack, changes: outcome.changes, tags: outcome.tags, recovered: outcome.recovered, environment: outcome.summary }, null, 2));
     else {
         const s = outcome.summary;
-        io.out(`${outcome.stack}: ready — PostgreSQL ${s.engineVersion} on ${s.host}:${s.port}, expires ${outcome.tags[TAG.expiresAt]}`);
+        io.out(`${outcome.stack}: ready — ${postgresVersion(s)} on ${s.host}:${s.port}, expires ${outcome.tags[TAG.expiresAt]}`);
         io.out(`  database  ${s.database}`);
         io.out(`  schemas   ${s.schemas.join(", ")}`);
         io.out(`  roles     ${Object.entries(s.roles).map(([k, v]) => `${k}=${v}`).join(", ")}`);

@@ -31,6 +31,7 @@ import {
     type ObjectType,
     PRIVILEGES,
 } from "./catalog";
+import { formatVersion, parseVersion, VersionMismatch, versionMismatch } from "../config/version";
 import type { AdminConnection } from "./generated";
 
 export { sameCatalog } from "./catalog";
@@ -353,6 +354,15 @@ async function databaseExists(conn: AdminConnection, name: string): Promise<bool
  * Brings the server to `desired`. `previous` is what the last successful apply declared: roles
  * and schemas it had and `desired` has not are removed (a removed schema with what it holds).
  */
+/** The server's version, checked against the pin before anything changes; returns it as MAJOR.MINOR. */
+export async function checkServerVersion(conn: AdminConnection, pinned: string | undefined): Promise<string> {
+    const num = await withClient(conn, "postgres", async (c) => (await c.query<{ server_version_num: string }>("SHOW server_version_num")).rows[0].server_version_num);
+    const running = parseVersion(num);
+    const problem = pinned ? versionMismatch(pinned, running, `the server at ${conn.host}:${conn.port}`) : undefined;
+    if (problem) throw new VersionMismatch(problem);
+    return formatVersion(running);
+}
+
 export async function applyCatalog(conn: AdminConnection, desired: Catalog, passwords: Readonly<Record<string, string>>, previous?: Catalog): Promise<void> {
     const db = desired.database;
     const removedRoles = Object.keys(previous?.roles ?? {}).filter((r) => !(r in desired.roles));

@@ -111,7 +111,7 @@ export class DataPlatform extends pulumi.ComponentResource {
         const pg = this.warehouse.provider
             ? providerObjects(this.warehouse.provider, admin)
             : // Every object inside the warehouse, as one resource; protected with production's database.
-              sqlObjects(`${name}-catalog`, admin, { parent: this, protect: w.protection.protect });
+              sqlObjects(`${name}-catalog`, admin, { parent: this, protect: w.protection.protect }, w.engineVersion);
         const grants = new GrantQueue();
         const copies = env.kind === "branch" && w.target !== "aws" && branches.data !== "empty";
         this.database = new EnvironmentDatabase(
@@ -176,8 +176,10 @@ export class DataPlatform extends pulumi.ComponentResource {
 
         pg.finish();
         if (pg instanceof CatalogObjects) this.catalog = pg.catalog;
+        // What the server really runs (the sql engine reads it, after checking it against the pin).
+        const serverVersion: pulumi.Output<string | null> = pg instanceof CatalogObjects ? pg.resource.serverVersion : pulumi.output(null);
 
-        this.summary = pulumi.all([this.warehouse.host, this.warehouse.port, this.warehouse.sslMode]).apply(([host, port, sslMode]) => {
+        this.summary = pulumi.all([this.warehouse.host, this.warehouse.port, this.warehouse.sslMode, serverVersion]).apply(([host, port, sslMode, running]) => {
             const url = (user: string) => `postgresql://${user}@${host}:${port}/${names.database}`;
             const roles: Record<string, string> = { owner: names.ownerRole, ...this.access.roleNames };
             return {
@@ -187,6 +189,7 @@ export class DataPlatform extends pulumi.ComponentResource {
                 ttl: env.ttl ?? null,
                 target: w.target,
                 engineVersion: w.engineVersion,
+                serverVersion: running,
                 host,
                 port,
                 sslMode,
@@ -213,7 +216,10 @@ export interface EnvironmentSummary {
     branch: string | null;
     ttl: string | null;
     target: string;
+    /** Pinned, MAJOR.MINOR. */
     engineVersion: string;
+    /** What the server runs, MAJOR.MINOR; null where it is not read (the provider engine). */
+    serverVersion: string | null;
     host: string;
     port: number;
     /** libpq sslmode clients use. */

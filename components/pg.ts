@@ -41,6 +41,6 @@ export function providerObjects(provider: postgresql.Provider, admin: pulumi.Inp
 }
 
 /** The `sql` engine: one SqlCatalog named `name`, made when `finish` is called. */
-export function sqlObjects(name: string, admin: pulumi.Input<AdminConnection>, opts: pulumi.CustomResourceOptions = {}): PgObjects {
-    return new CatalogObjects(name, admin, opts);
+export function sqlObjects(name: string, admin: pulumi.Input<AdminConnection>, opts: pulumi.CustomResourceOptions = {}, engineVersion?: string): PgObjects {
+    return new CatalogObjects(name, admin, opts, engineVersion);
 }

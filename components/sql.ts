@@ -19,6 +19,10 @@ interface CatalogState {
     passwords: Record<string, string>;
     /** Set by a refresh: how the server differs from `catalog`. Empty after every apply. */
     drift?: Difference[];
+    /** The pinned PostgreSQL version (MAJOR.MINOR): the server is checked against it before any change. */
+    engineVersion?: string;
+    /** What the server runs, MAJOR.MINOR (output). */
+    serverVersion?: string;
 }
 
 // The provider is serialized into the state, so it stays a few lines and loads its
@@ -35,25 +39,36 @@ function statements(): typeof import("./catalogSql") {
 
 const catalogProvider: pulumi.dynamic.ResourceProvider = {
     async create(inputs: CatalogState) {
-        await statements().applyCatalog(inputs.connection, inputs.catalog, inputs.passwords);
-        return { id: inputs.catalog.database.name, outs: { ...inputs, drift: [] } };
+        const s = statements();
+        const serverVersion = await s.checkServerVersion(inputs.connection, inputs.engineVersion);
+        await s.applyCatalog(inputs.connection, inputs.catalog, inputs.passwords);
+        return { id: inputs.catalog.database.name, outs: { ...inputs, drift: [], serverVersion } };
     },
     async diff(_id: string, olds: CatalogState, news: CatalogState) {
         const s = statements();
         const renamed = olds.catalog?.database?.name !== news.catalog.database.name;
-        const changes = renamed || !s.sameCatalog(olds.catalog, news.catalog) || (olds.drift ?? []).length > 0 || !s.sameCatalog(olds.passwords as never, news.passwords as never);
+        const changes =
+            renamed ||
+            !s.sameCatalog(olds.catalog, news.catalog) ||
+            (olds.drift ?? []).length > 0 ||
+            !s.sameCatalog(olds.passwords as never, news.passwords as never) ||
+            olds.engineVersion !== news.engineVersion;
         // Another database name is another environment's database: the old one goes first.
         return { changes, replaces: renamed ? ["catalog"] : [], deleteBeforeReplace: renamed };
     },
     async update(_id: string, olds: CatalogState, news: CatalogState) {
-        await statements().applyCatalog(news.connection, news.catalog, news.passwords, olds.catalog);
-        return { outs: { ...news, drift: [] } };
+        const s = statements();
+        const serverVersion = await s.checkServerVersion(news.connection, news.engineVersion);
+        await s.applyCatalog(news.connection, news.catalog, news.passwords, olds.catalog);
+        return { outs: { ...news, drift: [], serverVersion } };
     },
     async delete(_id: string, olds: CatalogState) {
         await statements().dropCatalog(olds.connection, olds.catalog);
     },
     async read(id: string, props: CatalogState) {
-        return { id, props: { ...props, drift: await statements().drift(props.connection, props.catalog) } };
+        const s = statements();
+        const serverVersion = await s.checkServerVersion(props.connection, undefined);
+        return { id, props: { ...props, drift: await s.drift(props.connection, props.catalog), serverVersion } };
     },
 };
 
@@ -61,12 +76,17 @@ const catalogProvider: pulumi.dynamic.ResourceProvider = {
 export class SqlCatalog extends pulumi.dynamic.Resource {
     declare readonly catalog: pulumi.Output<Catalog>;
     declare readonly drift: pulumi.Output<Difference[]>;
+    declare readonly serverVersion: pulumi.Output<string>;
 
-    constructor(name: string, args: { connection: pulumi.Input<AdminConnection>; catalog: pulumi.Input<Catalog>; passwords: pulumi.Input<Record<string, string>> }, opts: pulumi.CustomResourceOptions = {}) {
+    constructor(
+        name: string,
+        args: { connection: pulumi.Input<AdminConnection>; catalog: pulumi.Input<Catalog>; passwords: pulumi.Input<Record<string, string>>; engineVersion?: string },
+        opts: pulumi.CustomResourceOptions = {},
+    ) {
         super(
             catalogProvider,
             name,
-            { connection: pulumi.secret(args.connection), catalog: args.catalog, passwords: pulumi.secret(args.passwords), drift: undefined },
+            { connection: pulumi.secret(args.connection), catalog: args.catalog, passwords: pulumi.secret(args.passwords), engineVersion: args.engineVersion, drift: undefined, serverVersion: undefined },
             { ...opts, additionalSecretOutputs: ["connection", "passwords"] },
             "dataops",
             "SqlCatalog",
@@ -154,14 +174,14 @@ export class CatalogObjects implements PgObjects {
     private readonly passwords: Record<string, pulumi.Input<string>> = {};
     private complete!: (d: Declared[]) => void;
 
-    constructor(name: string, admin: pulumi.Input<AdminConnection>, opts: pulumi.CustomResourceOptions = {}) {
+    constructor(name: string, admin: pulumi.Input<AdminConnection>, opts: pulumi.CustomResourceOptions = {}, engineVersion?: string) {
         const done = new Promise<Declared[]>((resolve) => {
             this.complete = resolve;
         });
         const catalog = pulumi.output(done).apply((d) => pulumi.output(d.map((x) => x.args)).apply((args) => toCatalog(args.map((a, i) => ({ kind: d[i].kind, args: a as Record<string, unknown> })))));
         const passwords = pulumi.output(done).apply(() => pulumi.all(this.passwords));
         this.catalog = catalog;
-        this.resource = new SqlCatalog(name, { connection: admin, catalog, passwords: pulumi.secret(passwords) }, opts);
+        this.resource = new SqlCatalog(name, { connection: admin, catalog, passwords: pulumi.secret(passwords), engineVersion }, opts);
     }
 
     private record(kind: Declared["kind"], name: pulumi.Input<string | undefined> | undefined, args: object): Named {

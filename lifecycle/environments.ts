@@ -4,7 +4,8 @@ import { spawnSync } from "node:child_process";
 import { existsSync, readFileSync } from "node:fs";
 import type { EngineEvent, PulumiFn, Stack } from "@pulumi/pulumi/automation";
 import type { Catalog } from "../components/catalog";
-import { drift } from "../components/catalogSql";
+import { checkServerVersion, drift } from "../components/catalogSql";
+import { VersionMismatch } from "../config/version";
 import type { AdminConnection } from "../components/generated";
 import { listFileBackend } from "../local/fileBackend";
 import { checkFastPath, checkpointFile, fingerprint, forgetRecord, restamp, type UpRecord, writeRecord } from "./fastpath";
@@ -101,6 +102,14 @@ export async function upBranch(ctx: LocalContext, opts: UpOptions): Promise<UpOu
         const { server, password } = await serverFor(ctx.root, opts.embedded ? undefined : policy.server, opts);
         Object.assign(config, serverConfig(server, password));
         admin = { host: server.host, port: server.port, user: server.adminUser, password, sslMode: server.sslMode };
+    }
+    // The versioned warehouse: a server that does not run the pinned version is refused before anything changes.
+    if (admin) {
+        const pin = productionConfig(ctx.root).warehouse.engineVersion;
+        await checkServerVersion(admin, pin).catch((e: unknown) => {
+            if (e instanceof VersionMismatch) throw new Refused(e.message);
+            throw e;
+        });
     }
     const engine = opts.sqlEngine ?? { engine: "sql", explicit: false };
     const identity = { branch: opts.branch, commit: opts.commit, author: opts.author, target, ttl: policy.ttl, engine: engine.explicit ? engine.engine : "" };

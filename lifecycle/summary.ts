@@ -17,7 +17,7 @@ export function summaryMarkdown(o: UpOutcome): string {
         `| | |`,
         `| --- | --- |`,
         `| Branch | \`${s.branch ?? "-"}\` |`,
-        `| Target | ${s.target}, PostgreSQL ${s.engineVersion} on \`${s.host}:${s.port}\` |`,
+        `| Target | ${s.target}, PostgreSQL ${s.serverVersion ? `${s.serverVersion} (pinned ${s.engineVersion})` : `${s.engineVersion} (pinned)`} on \`${s.host}:${s.port}\` |`,
         `| Database | \`${s.database}\` |`,
         `| Built from | dataops-environments ${s.build.projectVersion}, commit \`${s.build.commit.slice(0, 12)}\` |`,
         `| This update | ${changed}${o.recovered ? " (recovered an interrupted update)" : ""} |`,

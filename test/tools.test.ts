@@ -23,6 +23,7 @@ const summary = (sslMode: string): EnvironmentSummary => ({
     ttl: "72h",
     target: "server",
     engineVersion: "16.4",
+    serverVersion: "16.14",
     host: "db.example",
     port: 5433,
     sslMode,

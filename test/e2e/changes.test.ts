@@ -207,3 +207,24 @@ for (const { engine, available, why } of engines()) {
         });
     });
 }
+
+describe("the versioned warehouse", () => {
+    it("GIVEN a pin of another major than the server's WHEN up runs THEN the update fails before any change, naming the key, the pin and the server's version", async () => {
+        const name = "e2e-version-pin";
+        const config = baseline();
+        config.warehouse.engineVersion = "17.2";
+        const stack = await stackFor(name, "sql", config);
+        try {
+            await expect(stack.up({ color: "never" })).rejects.toThrow(/dataops:warehouse.engineVersion pins PostgreSQL 17.2, but the server at localhost:\d+ runs 16\.\d+ \(major 16, not 17\)/);
+            const made = await admin(async (c) => (await c.query("SELECT 1 FROM pg_database WHERE datname = $1 UNION ALL SELECT 1 FROM pg_roles WHERE starts_with(rolname, $2)", [`${environmentPrefix(name)}_analytics`, `${environmentPrefix(name)}_`])).rowCount);
+            expect(made).toBe(0);
+            // The real version is in the summary once the pin is honoured.
+            config.warehouse.engineVersion = "16.4";
+            const ok = await (await stackFor(name, "sql", config)).up({ color: "never" });
+            expect((ok.outputs.environment.value as { serverVersion: string }).serverVersion).toMatch(/^16\.\d+$/);
+        } finally {
+            await stack.destroy({ color: "never" });
+            await stack.workspace.removeStack(name);
+        }
+    });
+});

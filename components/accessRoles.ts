@@ -71,8 +71,11 @@ export class AccessRoles extends pulumi.ComponentResource {
                 q.push(`schema:${schema}`, pg.grant(at("schema"), { database: args.database, role: grantee, schema, objectType: "schema", privileges: [...(write ? WRITE_SCHEMA : READ_SCHEMA)] }, q.after(`schema:${schema}`, on(schema))));
                 q.push(`tables:${schema}`, pg.grant(at("tables"), { database: args.database, role: grantee, schema, objectType: "table", privileges: [...(write ? WRITE_TABLE : READ_TABLE)] }, q.after(`tables:${schema}`, on(schema))));
                 if (write) q.push(`sequences:${schema}`, pg.grant(at("sequences"), { database: args.database, role: grantee, schema, objectType: "sequence", privileges: [...WRITE_SEQUENCE] }, q.after(`sequences:${schema}`, on(schema))));
-                // Tables created later by another writer of this schema (a loader, the transformer) must be readable too.
-                for (const creator of creators(this.matrix, schema).filter((c) => c !== role)) {
+                // Tables created later by another writer of this schema (a loader, the transformer) must be
+                // readable too. A writer also gets them on its own future tables: the privileges an owner
+                // holds implicitly are then written in each new table's ACL, which is where the provider
+                // engine's refresh reads a table grant (an ACL left empty reads as the grant missing).
+                for (const creator of creators(this.matrix, schema)) {
                     const key = `defaults:${creator}:${schema}`;
                     q.push(key, pg.defaultPrivileges(`${name}-${role}-defaults-${schema}-${creator}`, {
                         database: args.database,

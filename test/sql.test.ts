@@ -37,7 +37,7 @@ describe("sqlEngine: sql", () => {
         expect(Object.keys(catalog.schemas).sort()).toEqual(["marts", "raw_app_db", "raw_salesforce", "raw_stripe", "raw_web_events", "staging"]);
         expect(catalog.database).toMatchObject({ name: `${P}_analytics`, owner: `${P}_owner` });
         expect(catalog.database.comment).toMatch(/dataops environment br-main/);
-        expect(Object.keys(catalog.defaults)).toHaveLength(5);
+        expect(Object.keys(catalog.defaults)).toHaveLength(7);
         // Same privilege lists as the provider resources get, keyed so a plan names the object.
         expect(catalog.grants[`table marts to ${P}_transformer`]).toEqual({ role: `${P}_transformer`, objectType: "table", schema: "marts", privileges: ["DELETE", "INSERT", "REFERENCES", "SELECT", "TRIGGER", "TRUNCATE", "UPDATE"] });
         expect(catalog.grants[`database ${P}_analytics to ${P}_reporter`].privileges).toEqual(["CONNECT"]);

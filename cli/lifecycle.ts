@@ -167,7 +167,11 @@ async function sweepLostEnvironment(root: string, name: string, io: LifecycleIo)
     if (shared && io.env.DATAOPS_SERVER_ADMIN_PASSWORD) servers.push({ host: shared.host, port: shared.port, user: shared.adminUser, password: io.env.DATAOPS_SERVER_ADMIN_PASSWORD, sslMode: shared.sslMode });
     let any = false;
     for (const server of servers) {
-        const left = await findLeftovers(server, environmentPrefix(name));
+        // A server that cannot be reached now (one an up never reached either) holds nothing this run could check.
+        const left = await findLeftovers(server, environmentPrefix(name)).catch((e: unknown) => {
+            io.err(`dataops: could not check ${server.host}:${server.port} for objects of ${name} (${String((e as Error).message ?? e).split("\n")[0]}); if it is reachable later, dataops destroy --branch B removes them by name`);
+            return { databases: [], roles: [] };
+        });
         const names = [...left.databases.map((d) => `database ${d}`), ...left.roles.map((r) => `role ${r}`)];
         if (names.length === 0) continue;
         any = true;

@@ -163,7 +163,7 @@ describe("an up that cannot reach production's shared branch server (as in CI)",
         expect(await stacks()).not.toContain(stackNameForBranch(B.refused));
     });
 
-    it("GIVEN the branch server unreachable WHEN up runs THEN the engine's error is said once, then the key, the host and what to do; destroy still removes the stack", async () => {
+    it("GIVEN the branch server unreachable WHEN up runs THEN the error is said once, then the key, the host and what to do; no stack is made, and destroy exits 0", async () => {
         const summary = join(mkdtempSync(join(tmpdir(), "dataops-")), "summary.md");
         const out = { ...io(), env: { DATAOPS_SERVER_ADMIN_PASSWORD: "not-the-real-one" } };
         expect(await main(["up", "--branch", B.unreachable, "--summary-file", summary], out)).toBe(1);
@@ -171,6 +171,8 @@ describe("an up that cannot reach production's shared branch server (as in CI)",
         expect(text).toContain("The branch server branches-pg.internal.acme.example:5432 (dataops:branches.server in Pulumi.prod.yaml) could not be reached from here.");
         expect(text).not.toMatch(/err\?:|stderr:|stdout:/);
         expect(readFileSync(summary, "utf8")).toContain(": the update failed");
+        // The server is reached (its version checked) before the stack is made: nothing is left behind.
+        expect(await stacks()).not.toContain(stackNameForBranch(B.unreachable));
         const down = { ...io(), env: { DATAOPS_SERVER_ADMIN_PASSWORD: "not-the-real-one" } };
         expect(await main(["destroy", "--branch", B.unreachable, "--yes"], down)).toBe(0);
         expect(await stacks()).not.toContain(stackNameForBranch(B.unreachable));

@@ -94,13 +94,7 @@ export class SqlCatalog extends pulumi.dynamic.Resource {
     }
 }
 
-type Declared =
-    | { kind: "role"; args: Record<string, unknown> }
-    | { kind: "database"; args: Record<string, unknown> }
-    | { kind: "schema"; args: Record<string, unknown> }
-    | { kind: "grant"; args: Record<string, unknown> }
-    | { kind: "defaultPrivileges"; args: Record<string, unknown> }
-    | { kind: "comment"; args: Record<string, unknown> };
+type Declared = { kind: "role" | "database" | "schema" | "grant" | "defaultPrivileges" | "comment"; args: Record<string, unknown> };
 
 const text = (v: unknown, what: string): string => {
     if (typeof v !== "string" || v.length === 0) throw new Error(`${what}: expected a non-empty string, given ${JSON.stringify(v)}`);
@@ -185,7 +179,7 @@ export class CatalogObjects implements PgObjects {
     }
 
     private record(kind: Declared["kind"], name: pulumi.Input<string | undefined> | undefined, args: object): Named {
-        this.declared.push({ kind, args: { ...args } } as Declared);
+        this.declared.push({ kind, args: { ...args } });
         // An object whose prototype is the SqlCatalog: Pulumi takes it for that resource in dependsOn.
         return Object.assign(Object.create(this.resource) as Named, { name: pulumi.output(name).apply((n) => n ?? "") });
     }

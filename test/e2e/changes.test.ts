@@ -7,7 +7,8 @@ import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { LocalWorkspace, type Stack } from "@pulumi/pulumi/automation";
-import { Client } from "pg";
+import type { Client } from "pg";
+import { asAdmin } from "./attempt";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { Catalog } from "../../components/catalog";
 import { drift } from "../../components/catalogSql";
@@ -60,15 +61,7 @@ const STEPS: Array<[string, (c: Config) => void]> = [
     ["back again", (c) => Object.assign(c, baseline())],
 ];
 
-async function admin<T>(fn: (c: Client) => Promise<T>, database = "postgres"): Promise<T> {
-    const c = new Client({ host: server.host, port: server.port, user: server.user, password: server.password, database });
-    await c.connect();
-    try {
-        return await fn(c);
-    } finally {
-        await c.end();
-    }
-}
+const admin = <T>(fn: (c: Client) => Promise<T>, database = "postgres"): Promise<T> => asAdmin(server, fn, database);
 
 /** A workspace of its own (its stack file goes to a temporary folder), running the project's program. */
 async function stackFor(name: string, engine: string, config: Config): Promise<Stack> {

@@ -7,7 +7,7 @@ import { readFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import type { Stack } from "@pulumi/pulumi/automation";
 import { Client } from "pg";
-import { attempt } from "./attempt";
+import { asAdmin, attempt } from "./attempt";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { EnvironmentSummary } from "../../components/dataPlatform";
 import { type EmbeddedServer, stopEmbeddedServer } from "../../local/embedded";
@@ -35,15 +35,7 @@ const prodBefore = prodHash();
 const open: Client[] = [];
 const terminated: string[] = [];
 
-async function admin<T>(fn: (c: Client) => Promise<T>, database = "postgres"): Promise<T> {
-    const c = new Client({ host: server.host, port: server.port, user: server.user, password: server.password, database });
-    await c.connect();
-    try {
-        return await fn(c);
-    } finally {
-        await c.end();
-    }
-}
+const admin = <T>(fn: (c: Client) => Promise<T>, database = "postgres"): Promise<T> => asAdmin(server, fn, database);
 
 async function connectAs(e: Env, user: string, password: string, database = env[e].summary.database): Promise<Client> {
     const c = new Client({ host: server.host, port: server.port, user, password, database });

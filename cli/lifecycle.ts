@@ -4,7 +4,7 @@ import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { userInfo } from "node:os";
 import { join } from "node:path";
 import { createInterface } from "node:readline/promises";
-import { TARGETS, type Target } from "../config/schema";
+import { BRANCH_DATA, type BranchData, TARGETS, type Target } from "../config/schema";
 import { checkUp, destroyStack, type InlineProgram, listEnvironments, productionConfig, Refused, upBranch } from "../lifecycle/environments";
 import { findLeftovers, type ServerAdmin, sweep } from "../lifecycle/sweep";
 import { age, isBranchEnvironment, selectForPrune, TAG } from "../lifecycle/policy";
@@ -12,7 +12,7 @@ import { shellQuote } from "../lifecycle/connection";
 import { adviceFor, Advised, type FailureContext, failureSummaryMarkdown } from "../lifecycle/failure";
 import { ConfigError } from "../config/errors";
 import type { ServerConnection } from "../config/schema";
-import { summaryMarkdown } from "../lifecycle/summary";
+import { provenanceText, summaryMarkdown } from "../lifecycle/summary";
 import { EmbeddedRefused, ensureEmbeddedServer, localDir } from "../local/embedded";
 import { EngineRefused, localContext, sqlEngineChoice } from "../local/workspace";
 import { environmentPrefix, stackNameForBranch } from "../naming";
@@ -59,6 +59,19 @@ export function parseTarget(value: string | undefined): Target | undefined {
     return value as Target;
 }
 
+export function parseData(value: string | undefined): BranchData | undefined {
+    if (value === undefined) return undefined;
+    if (!(BRANCH_DATA as readonly string[]).includes(value)) throw new UsageError(`--data: allowed ${BRANCH_DATA.join(" | ")}, given "${value}"`);
+    return value as BranchData;
+}
+
+/** A database name for --from: checked here, so it reaches SQL only as a valid identifier. */
+export function parseDatabase(value: string | undefined): string | undefined {
+    if (value === undefined) return undefined;
+    if (!/^[a-z_][a-z0-9_]{0,62}$/.test(value)) throw new UsageError(`--from: a database name (lowercase letters, digits and _, at most 63), given "${value}"`);
+    return value;
+}
+
 export function parseSeconds(value: string | undefined, fallback: number, flag: string): number {
     if (value === undefined) return fallback;
     const n = Number(value);
@@ -66,7 +79,7 @@ export function parseSeconds(value: string | undefined, fallback: number, flag: 
     return n;
 }
 
-export type UpArgs = { target?: Target; summaryFile?: string; lockTimeout: number; json: boolean; embedded?: boolean; refresh?: boolean };
+export type UpArgs = { target?: Target; data?: BranchData; from?: string; summaryFile?: string; lockTimeout: number; json: boolean; embedded?: boolean; refresh?: boolean };
 
 export async function up(root: string, branch: string, o: UpArgs, io: LifecycleIo): Promise<number> {
     try {
@@ -93,12 +106,14 @@ function failureContext(root: string, branch: string, o: Pick<UpArgs, "target" |
 }
 
 async function upAndReport(root: string, branch: string, o: UpArgs, io: LifecycleIo): Promise<number> {
-    checkUp(root, { branch, target: o.target }); // refuse before anything changes
+    checkUp(root, { branch, target: o.target, data: o.data, from: o.from, embedded: o.embedded }); // refuse before anything changes
     const ctx = await localContext(root, io.err, io.env as NodeJS.ProcessEnv);
     io.err(`dataops: up ${stackNameForBranch(branch)} (branch ${branch})`);
     const outcome = await upBranch(ctx, {
         branch,
         target: o.target,
+        data: o.data,
+        from: o.from,
         commit: currentCommit(io.env, root),
         author: author(io.env, io.cwd),
         lockTimeoutSeconds: o.lockTimeout,
@@ -122,6 +137,7 @@ async function upAndReport(root: string, branch: string, o: UpArgs, io: Lifecycl
         io.out(`  roles     ${Object.entries(s.roles).map(([k, v]) => `${k}=${v}`).join(", ")}`);
         for (const [u, x] of Object.entries(s.users)) io.out(`  user      ${u}: ${x.url}`);
         for (const [l, x] of Object.entries(s.loaders)) io.out(`  loader    ${l} (${x.tool}, ${x.mode}): ${x.url}`);
+        if (s.data) io.out(`  data      ${provenanceText(s.data)}`);
         io.out(`  built     dataops-environments ${s.build.projectVersion}, commit ${s.build.commit}`);
         // Passwords are stack secrets: say how to read them, never print them.
         const backend = ctx.envVars.PULUMI_BACKEND_URL ?? "";
@@ -236,6 +252,7 @@ export async function ls(root: string, json: boolean, io: LifecycleIo): Promise<
         createdAt: s.tags[TAG.createdAt] ?? null,
         expiresAt: s.tags[TAG.expiresAt] ?? null,
         keep: s.tags[TAG.keep] === "true",
+        data: s.tags[TAG.data] ?? null,
         lastUpdate: s.lastUpdate ?? null,
         resourceCount: s.resourceCount ?? null,
     }));
@@ -243,8 +260,8 @@ export async function ls(root: string, json: boolean, io: LifecycleIo): Promise<
         io.out(JSON.stringify(rows, null, 2));
         return 0;
     }
-    io.out(["STACK", "BRANCH", "TARGET", "AGE", "EXPIRES", "LAST UPDATE", "RESOURCES"].join("\t"));
+    io.out(["STACK", "BRANCH", "TARGET", "AGE", "EXPIRES", "LAST UPDATE", "RESOURCES", "DATA"].join("\t"));
     for (const r of rows)
-        io.out([r.stack, r.branch ?? "-", r.target ?? "-", age(r.createdAt ?? undefined, now), `${r.expiresAt ?? "-"}${r.keep ? " (kept)" : ""}`, r.lastUpdate ?? "-", String(r.resourceCount ?? "-")].join("\t"));
+        io.out([r.stack, r.branch ?? "-", r.target ?? "-", age(r.createdAt ?? undefined, now), `${r.expiresAt ?? "-"}${r.keep ? " (kept)" : ""}`, r.lastUpdate ?? "-", String(r.resourceCount ?? "-"), r.data ?? "empty"].join("\t"));
     return 0;
 }

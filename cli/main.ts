@@ -5,7 +5,7 @@ import { stackNameForBranch } from "../naming";
 import { BRANCH_SOURCES, currentBranch } from "../config/git";
 import { projectRoot as findProjectRoot } from "../config/root";
 import { devDown } from "./dev";
-import { destroy, isRefusal, type LifecycleIo, ls, parseSeconds, parseTarget, prune, up, UsageError } from "./lifecycle";
+import { destroy, isRefusal, type LifecycleIo, ls, parseData, parseDatabase, parseSeconds, parseTarget, prune, up, UsageError } from "./lifecycle";
 import { AUDIT_SUMMARY, AUDIT_USAGE, runAudit } from "../audit";
 import { dbtCommand, driftCommand, envCommand, loadCommand, parseFormat, parseIdentity } from "./tools";
 import { Advised, failureLines } from "../lifecycle/failure";
@@ -133,7 +133,7 @@ const commands: Record<string, Command> = {
     up: {
         summary: "Create or update the branch's environment",
         usage: [
-            "dataops up [--branch B] [--target server|docker|aws] [--embedded] [--refresh] [--summary-file FILE] [--lock-timeout SECONDS] [--json]",
+            "dataops up [--branch B] [--target server|docker|aws] [--data empty|schema|sample|clone] [--from DATABASE] [--embedded] [--refresh] [--summary-file FILE] [--lock-timeout SECONDS] [--json]",
             "",
             "Selects or creates the branch's stack, tags it (branch, commit, author, created-at,",
             "expires-at renewed from the TTL policy), recovers an interrupted update, waits while",
@@ -143,13 +143,18 @@ const commands: Record<string, Command> = {
             "environment goes to production's branches.server (admin password: DATAOPS_SERVER_ADMIN_PASSWORD),",
             "or to the embedded local PostgreSQL when there is none or --embedded is given.",
             "--refresh reads the server first, so the update also repairs drift (see dataops drift).",
+            "--data chooses what a new environment starts with, among production's branches.allowedData;",
+            "--from names the database to copy on the embedded server (on a shared server it is always",
+            "production's branches.templateDatabase). Both apply when the environment is created.",
         ].join("\n"),
         async run(args, io) {
-            const { values } = parse(args, { branch: { type: "string" }, target: { type: "string" }, embedded: { type: "boolean" }, refresh: { type: "boolean" }, "summary-file": { type: "string" }, "lock-timeout": { type: "string" }, json: { type: "boolean" } }, 0);
-            const v = values as { branch?: string; target?: string; embedded?: boolean; refresh?: boolean; "summary-file"?: string; "lock-timeout"?: string; json?: boolean };
+            const { values } = parse(args, { branch: { type: "string" }, target: { type: "string" }, data: { type: "string" }, from: { type: "string" }, embedded: { type: "boolean" }, refresh: { type: "boolean" }, "summary-file": { type: "string" }, "lock-timeout": { type: "string" }, json: { type: "boolean" } }, 0);
+            const v = values as { branch?: string; target?: string; data?: string; from?: string; embedded?: boolean; refresh?: boolean; "summary-file"?: string; "lock-timeout"?: string; json?: boolean };
             const target = parseTarget(v.target);
+            const data = parseData(v.data);
+            const from = parseDatabase(v.from);
             const lockTimeout = parseSeconds(v["lock-timeout"], 600, "--lock-timeout");
-            return up(projectRoot(), branchOf(v.branch, io, "up"), { target, summaryFile: v["summary-file"], lockTimeout, json: v.json === true, embedded: v.embedded === true, refresh: v.refresh === true }, lifecycleIo(io));
+            return up(projectRoot(), branchOf(v.branch, io, "up"), { target, data, from, summaryFile: v["summary-file"], lockTimeout, json: v.json === true, embedded: v.embedded === true, refresh: v.refresh === true }, lifecycleIo(io));
         },
     },
     destroy: {

@@ -41,8 +41,47 @@ export interface DefaultSpec {
     readonly privileges: readonly string[];
 }
 
+/**
+ * How a branch's database starts from another's data (`branches.data`), done once, when the
+ * database is created. See components/catalogSql.ts (`copyDatabase`, `prepareCopy`).
+ */
+export interface CopySpec {
+    /** `schema`: the objects, no rows; `sample`: that, plus a bounded sample of each raw table; `clone`: all rows. */
+    readonly mode: "schema" | "sample" | "clone";
+    /** The database copied. */
+    readonly from: string;
+    /**
+     * `template`: CREATE DATABASE … TEMPLATE on a shared server. `rename`: on a cloned cluster
+     * (Aurora copy-on-write), production's database takes the branch's name, and every role
+     * the branch does not declare loses its login.
+     */
+    readonly via: "template" | "rename";
+    /** The loaders' raw schemas: `sample` keeps rows of their tables only. */
+    readonly rawSchemas: readonly string[];
+    /** `sample`: at most `rows` of each raw table, or about `percent` of them. */
+    readonly sample?: { readonly rows?: number; readonly percent?: number };
+    /** How long a template copy waits for the source's other sessions to end. */
+    readonly waitSeconds: number;
+    /** `rename`: the cluster the branch's cluster was cloned from (for the record). */
+    readonly cluster?: string;
+}
+
+/** Where a copied environment's data came from: the summary and `dataops ls` show it. */
+export interface Provenance {
+    readonly mode: CopySpec["mode"];
+    readonly from: string;
+    readonly cluster?: string;
+    /** When the copy was made (ISO 8601). */
+    readonly at: string;
+    /** Tables in the copy. */
+    readonly tables: number;
+    /** Rows in the copy: exact for `schema` and `sample`; PostgreSQL's estimate for `clone` (`rowsEstimated`). */
+    readonly rows: number;
+    readonly rowsEstimated: boolean;
+}
+
 export interface Catalog {
-    readonly database: { readonly name: string; readonly owner: string; readonly template?: string; readonly comment?: string };
+    readonly database: { readonly name: string; readonly owner: string; readonly comment?: string; readonly copy?: CopySpec };
     readonly roles: Readonly<Record<string, RoleSpec>>;
     /** Schema name → owner. Removing a schema drops it with what it holds. */
     readonly schemas: Readonly<Record<string, { readonly owner: string }>>;

@@ -18,7 +18,6 @@
 //   4. removed roles dropped, in one transaction.
 // A failure in 3 leaves the roles of 1 in place and nothing else changed; every step is
 // idempotent, so the next `up` converges from wherever the last one stopped.
-import { Client } from "pg";
 import {
     type Catalog,
     type Difference,
@@ -30,44 +29,14 @@ import {
     type LiveRole,
     type ObjectType,
     PRIVILEGES,
+    type Provenance,
 } from "./catalog";
 import { formatVersion, parseVersion, VersionMismatch, versionMismatch } from "../config/version";
 import type { AdminConnection } from "./generated";
+import { type Query, transaction, withClient } from "./pgSession";
+import { type Copied, copyDatabase, prepareCopy, undoCopy } from "./copySql";
 
 export { sameCatalog } from "./catalog";
-
-type Query = Pick<Client, "query" | "escapeIdentifier" | "escapeLiteral">;
-
-async function withClient<T>(c: AdminConnection, database: string, fn: (client: Client) => Promise<T>): Promise<T> {
-    const client = new Client({
-        host: c.host,
-        port: c.port,
-        user: c.user,
-        password: c.password,
-        database,
-        ssl: c.sslMode === "disable" || c.sslMode === "prefer" ? false : { rejectUnauthorized: c.sslMode.startsWith("verify") },
-    });
-    // A terminated session also surfaces as an 'error' event; the failed query already reports it.
-    client.on("error", () => undefined);
-    await client.connect();
-    try {
-        return await fn(client);
-    } finally {
-        await client.end().catch(() => undefined);
-    }
-}
-
-async function transaction<T>(c: Client, fn: () => Promise<T>): Promise<T> {
-    await c.query("BEGIN");
-    try {
-        const r = await fn();
-        await c.query("COMMIT");
-        return r;
-    } catch (e) {
-        await c.query("ROLLBACK").catch(() => undefined);
-        throw e;
-    }
-}
 
 // SQLSTATE 3D000: the database does not exist; 2BP01: dependent objects still exist.
 const DATABASE_GONE = "3D000";
@@ -346,7 +315,7 @@ async function dropRoles(conn: AdminConnection, roles: readonly string[], heir: 
     }
 }
 
-async function databaseExists(conn: AdminConnection, name: string): Promise<boolean> {
+export async function databaseExists(conn: AdminConnection, name: string): Promise<boolean> {
     return withClient(conn, "postgres", async (c) => (await c.query("SELECT 1 FROM pg_database WHERE datname = $1", [name])).rowCount === 1);
 }
 
@@ -363,37 +332,49 @@ export async function checkServerVersion(conn: AdminConnection, pinned: string |
     return formatVersion(running);
 }
 
-export async function applyCatalog(conn: AdminConnection, desired: Catalog, passwords: Readonly<Record<string, string>>, previous?: Catalog): Promise<void> {
+export async function applyCatalog(conn: AdminConnection, desired: Catalog, passwords: Readonly<Record<string, string>>, previous?: Catalog): Promise<Provenance | undefined> {
     const db = desired.database;
     const removedRoles = Object.keys(previous?.roles ?? {}).filter((r) => !(r in desired.roles));
     const removedSchemas = Object.keys(previous?.schemas ?? {}).filter((s) => !(s in desired.schemas));
 
     await retrying(() => withClient(conn, "postgres", (c) => transaction(c, () => applyRoles(c, desired, passwords))));
 
+    // A branch that starts from another database's data copies it once, when its database is made.
+    let copied: Copied | undefined;
     if (!(await databaseExists(conn, db.name))) {
-        await withClient(conn, "postgres", async (c) => {
-            const from = db.template ? `TEMPLATE ${c.escapeIdentifier(db.template)}` : "TEMPLATE template0 ENCODING 'UTF8' LC_COLLATE 'C' LC_CTYPE 'C'";
-            await c.query(`CREATE DATABASE ${c.escapeIdentifier(db.name)} OWNER ${c.escapeIdentifier(db.owner)} ${from}`);
-        });
+        if (db.copy) copied = await copyDatabase(conn, desired);
+        else
+            await withClient(conn, "postgres", (c) =>
+                c.query(`CREATE DATABASE ${c.escapeIdentifier(db.name)} OWNER ${c.escapeIdentifier(db.owner)} TEMPLATE template0 ENCODING 'UTF8' LC_COLLATE 'C' LC_CTYPE 'C'`),
+            );
     }
 
-    await retrying(() =>
-        withClient(conn, db.name, (c) =>
-            transaction(c, async () => {
-                await c.query(`ALTER DATABASE ${c.escapeIdentifier(db.name)} OWNER TO ${c.escapeIdentifier(db.owner)}`);
-                if (db.comment !== undefined) await c.query(`COMMENT ON DATABASE ${c.escapeIdentifier(db.name)} IS ${c.escapeLiteral(db.comment)}`);
-                for (const s of removedSchemas) await c.query(`DROP SCHEMA IF EXISTS ${c.escapeIdentifier(s)} CASCADE`);
-                for (const [name, s] of Object.entries(desired.schemas)) {
-                    await c.query(`CREATE SCHEMA IF NOT EXISTS ${c.escapeIdentifier(name)}`);
-                    await c.query(`ALTER SCHEMA ${c.escapeIdentifier(name)} OWNER TO ${c.escapeIdentifier(s.owner)}`);
-                }
-                await handOver(c, desired, removedRoles);
-                await applyPrivileges(c, desired, { roles: {}, ...(await readDatabase(c, desired)) });
-            }),
-        ),
-    );
+    let provenance: Provenance | undefined;
+    try {
+        await retrying(() =>
+            withClient(conn, db.name, (c) =>
+                transaction(c, async () => {
+                    await c.query(`ALTER DATABASE ${c.escapeIdentifier(db.name)} OWNER TO ${c.escapeIdentifier(db.owner)}`);
+                    if (db.comment !== undefined) await c.query(`COMMENT ON DATABASE ${c.escapeIdentifier(db.name)} IS ${c.escapeLiteral(db.comment)}`);
+                    for (const s of removedSchemas) await c.query(`DROP SCHEMA IF EXISTS ${c.escapeIdentifier(s)} CASCADE`);
+                    for (const [name, s] of Object.entries(desired.schemas)) {
+                        await c.query(`CREATE SCHEMA IF NOT EXISTS ${c.escapeIdentifier(name)}`);
+                        await c.query(`ALTER SCHEMA ${c.escapeIdentifier(name)} OWNER TO ${c.escapeIdentifier(s.owner)}`);
+                    }
+                    if (copied) provenance = await prepareCopy(c, desired, copied);
+                    await handOver(c, desired, removedRoles);
+                    await applyPrivileges(c, desired, { roles: {}, ...(await readDatabase(c, desired)) });
+                }),
+            ),
+        );
+    } catch (e) {
+        // Never leave a copy that was not made the branch's own: the next up copies again.
+        if (copied) await undoCopy(conn, desired).catch(() => undefined);
+        throw e;
+    }
 
     await dropRoles(conn, removedRoles, db.owner);
+    return provenance;
 }
 
 /** Removes everything the catalog declared: the database (open sessions are ended) and its roles. */

@@ -9,7 +9,7 @@ import { AccessRoles } from "./accessRoles";
 import { EnvironmentDatabase } from "./database";
 import { GrantQueue } from "./grantQueue";
 import { LoaderConnector } from "./loaderConnector";
-import type { Catalog } from "./catalog";
+import type { Catalog, CopySpec, Provenance } from "./catalog";
 import { providerObjects, type SqlEngine, sqlObjects } from "./pg";
 import { CatalogObjects } from "./sql";
 import { Warehouse } from "./warehouse";
@@ -30,6 +30,23 @@ export interface DataPlatformArgs {
     readonly loaderSecrets?: pulumi.Input<Record<string, Record<string, string>>>;
     /** How objects inside the warehouse are made (see components/pg.ts). @default "provider" */
     readonly sqlEngine?: SqlEngine;
+}
+
+/**
+ * How a branch's database starts (`branches.data`, as derived for this branch): a TEMPLATE copy
+ * of `branches.templateDatabase` on a server; on aws, production's database inside the
+ * copy-on-write clone of production's cluster, renamed to the branch's.
+ */
+export function copySpec(c: Environment["config"], prefix: string): CopySpec | undefined {
+    const b = c.branches;
+    if (b.data === "empty") return undefined;
+    const base = { mode: b.data, rawSchemas: c.loaders.map(loaderSchema).sort(), waitSeconds: b.copyWaitSeconds, ...(b.data === "sample" ? { sample: { ...b.sample } } : {}) };
+    if (c.warehouse.target === "aws") {
+        const prod = environmentPrefix(PRODUCTION_STACK);
+        return { ...base, via: "rename", from: environmentNames(prod, c.warehouse.database).database, cluster: `${physicalName(prod)}-warehouse` };
+    }
+    if (!b.templateDatabase) throw new Error(`branches.templateDatabase: is required for branches.data ${b.data} on the ${c.warehouse.target} target (prefix ${prefix})`);
+    return { ...base, via: "template", from: b.templateDatabase };
 }
 
 /** AWS and Docker names: the prefix with hyphens (`br_main_1a2b3c4d` → `br-main-1a2b3c4d`). */
@@ -113,14 +130,16 @@ export class DataPlatform extends pulumi.ComponentResource {
             : // Every object inside the warehouse, as one resource; protected with production's database.
               sqlObjects(`${name}-catalog`, admin, { parent: this, protect: w.protection.protect }, w.engineVersion);
         const grants = new GrantQueue();
-        const copies = env.kind === "branch" && w.target !== "aws" && branches.data !== "empty";
+        const copy = env.kind === "branch" ? copySpec(c, env.prefix) : undefined;
+        if (copy && pg.engine !== "sql")
+            throw new Error(`DataPlatform ${name}: branches.data ${copy.mode} needs the sql engine (dataops:sqlEngine: sql), which makes the copy the branch's own; the provider engine cannot`);
         this.database = new EnvironmentDatabase(
             `${name}-db`,
             {
                 database: names.database,
                 ownerRole: names.ownerRole,
                 schemas: w.schemas,
-                template: copies ? branches.templateDatabase : undefined,
+                copy,
                 comment: `dataops environment ${env.stack} (${env.kind}${env.branch ? `, branch ${env.branch}` : ""}); dataops-environments ${args.build.projectVersion}, commit ${args.build.commit}`,
                 pg,
                 grants,
@@ -178,8 +197,9 @@ export class DataPlatform extends pulumi.ComponentResource {
         if (pg instanceof CatalogObjects) this.catalog = pg.catalog;
         // What the server really runs (the sql engine reads it, after checking it against the pin).
         const serverVersion: pulumi.Output<string | null> = pg instanceof CatalogObjects ? pg.resource.serverVersion : pulumi.output(null);
+        const copied: pulumi.Output<Provenance | null> = pg instanceof CatalogObjects ? pg.resource.copied.apply((p) => p ?? null) : pulumi.output(null);
 
-        this.summary = pulumi.all([this.warehouse.host, this.warehouse.port, this.warehouse.sslMode, serverVersion]).apply(([host, port, sslMode, running]) => {
+        this.summary = pulumi.all([this.warehouse.host, this.warehouse.port, this.warehouse.sslMode, serverVersion, copied]).apply(([host, port, sslMode, running, data]) => {
             const url = (user: string) => `postgresql://${user}@${host}:${port}/${names.database}`;
             const roles: Record<string, string> = { owner: names.ownerRole, ...this.access.roleNames };
             return {
@@ -190,6 +210,7 @@ export class DataPlatform extends pulumi.ComponentResource {
                 target: w.target,
                 engineVersion: w.engineVersion,
                 serverVersion: running,
+                data: data ?? null,
                 host,
                 port,
                 sslMode,
@@ -220,6 +241,8 @@ export interface EnvironmentSummary {
     engineVersion: string;
     /** What the server runs, MAJOR.MINOR; null where it is not read (the provider engine). */
     serverVersion: string | null;
+    /** Where a branch's data came from (`branches.data`); null when it started empty. */
+    data: Provenance | null;
     host: string;
     port: number;
     /** libpq sslmode clients use. */

@@ -1,6 +1,7 @@
 // The environment's database inside the warehouse: owner role, database, layout
 // schemas, and CONNECT taken from PUBLIC so only the environment's roles get in.
 import * as pulumi from "@pulumi/pulumi";
+import type { CopySpec } from "./catalog";
 import type { GrantQueue } from "./grantQueue";
 import type { Named, PgObjects } from "./pg";
 
@@ -11,8 +12,8 @@ export interface EnvironmentDatabaseArgs {
     readonly ownerRole: string;
     /** Layout schemas (loaders add their own raw schemas). */
     readonly schemas: readonly string[];
-    /** Create the database as a copy of this one (`branches.data: schema | clone` on a server). */
-    readonly template?: string;
+    /** Start from another database's data (`branches.data`; the sql engine only). */
+    readonly copy?: CopySpec;
     /** Text for `COMMENT ON DATABASE`: what the environment was built from. */
     readonly comment: string;
     readonly pg: PgObjects;
@@ -37,9 +38,13 @@ export class EnvironmentDatabase extends pulumi.ComponentResource {
             {
                 name: args.database,
                 owner: this.owner.name,
-                // A copy takes its template's encoding and collation; a new database gets fixed ones,
-                // so every environment sorts text the same way whatever the server's locale.
-                ...(args.template ? { template: args.template } : { template: "template0", encoding: "UTF8", lcCollate: "C", lcCtype: "C" }),
+                // A new database gets fixed encoding and collation, so every environment sorts text the
+                // same way whatever the server's locale (a copy keeps its source's).
+                template: "template0",
+                encoding: "UTF8",
+                lcCollate: "C",
+                lcCtype: "C",
+                ...(args.copy ? { copy: args.copy } : {}),
                 allowConnections: true,
             },
             { ...o, protect: args.protect ?? false },

@@ -7,7 +7,7 @@
 // update runs in a few transactions instead of a hundred resource operations, and
 // `pulumi refresh` reads the whole catalog back in two queries (`drift` output).
 import * as pulumi from "@pulumi/pulumi";
-import type { Catalog, DefaultSpec, Difference, GrantSpec, ObjectType, RoleSpec } from "./catalog";
+import type { Catalog, CopySpec, DefaultSpec, Difference, GrantSpec, ObjectType, Provenance, RoleSpec } from "./catalog";
 import { defaultKey, grantKey, privilegeList } from "./catalog";
 import type { AdminConnection } from "./generated";
 import type { Named, PgObjects } from "./pg";
@@ -23,6 +23,8 @@ interface CatalogState {
     engineVersion?: string;
     /** What the server runs, MAJOR.MINOR (output). */
     serverVersion?: string;
+    /** Where the data came from, when the database was made as a copy (output); kept across updates. */
+    copied?: Provenance | null;
 }
 
 // The provider is serialized into the state, so it stays a few lines and loads its
@@ -41,8 +43,8 @@ const catalogProvider: pulumi.dynamic.ResourceProvider = {
     async create(inputs: CatalogState) {
         const s = statements();
         const serverVersion = await s.checkServerVersion(inputs.connection, inputs.engineVersion);
-        await s.applyCatalog(inputs.connection, inputs.catalog, inputs.passwords);
-        return { id: inputs.catalog.database.name, outs: { ...inputs, drift: [], serverVersion } };
+        const copied = await s.applyCatalog(inputs.connection, inputs.catalog, inputs.passwords);
+        return { id: inputs.catalog.database.name, outs: { ...inputs, drift: [], serverVersion, copied: copied ?? null } };
     },
     async diff(_id: string, olds: CatalogState, news: CatalogState) {
         const s = statements();
@@ -59,8 +61,8 @@ const catalogProvider: pulumi.dynamic.ResourceProvider = {
     async update(_id: string, olds: CatalogState, news: CatalogState) {
         const s = statements();
         const serverVersion = await s.checkServerVersion(news.connection, news.engineVersion);
-        await s.applyCatalog(news.connection, news.catalog, news.passwords, olds.catalog);
-        return { outs: { ...news, drift: [], serverVersion } };
+        const copied = await s.applyCatalog(news.connection, news.catalog, news.passwords, olds.catalog);
+        return { outs: { ...news, drift: [], serverVersion, copied: copied ?? olds.copied ?? null } };
     },
     async delete(_id: string, olds: CatalogState) {
         await statements().dropCatalog(olds.connection, olds.catalog);
@@ -77,6 +79,7 @@ export class SqlCatalog extends pulumi.dynamic.Resource {
     declare readonly catalog: pulumi.Output<Catalog>;
     declare readonly drift: pulumi.Output<Difference[]>;
     declare readonly serverVersion: pulumi.Output<string>;
+    declare readonly copied: pulumi.Output<Provenance | null>;
 
     constructor(
         name: string,
@@ -86,7 +89,7 @@ export class SqlCatalog extends pulumi.dynamic.Resource {
         super(
             catalogProvider,
             name,
-            { connection: pulumi.secret(args.connection), catalog: args.catalog, passwords: pulumi.secret(args.passwords), engineVersion: args.engineVersion, drift: undefined, serverVersion: undefined },
+            { connection: pulumi.secret(args.connection), catalog: args.catalog, passwords: pulumi.secret(args.passwords), engineVersion: args.engineVersion, drift: undefined, serverVersion: undefined, copied: undefined },
             { ...opts, additionalSecretOutputs: ["connection", "passwords"] },
             "dataops",
             "SqlCatalog",
@@ -107,7 +110,7 @@ export function toCatalog(declared: ReadonlyArray<{ kind: string; args: Record<s
     const schemas: Record<string, { owner: string }> = {};
     const grants: Record<string, GrantSpec> = {};
     const defaults: Record<string, DefaultSpec> = {};
-    let database: { name: string; owner: string; template?: string; comment?: string } | undefined;
+    let database: Catalog["database"] | undefined;
     let comment: string | undefined;
     for (const { kind, args: a } of declared) {
         if (kind === "role") {
@@ -121,7 +124,7 @@ export function toCatalog(declared: ReadonlyArray<{ kind: string; args: Record<s
             };
         } else if (kind === "database") {
             if (database) throw new Error(`database: one per environment, given ${database.name} and ${String(a.name)}`);
-            database = { name: text(a.name, "database name"), owner: text(a.owner, "database owner"), ...(typeof a.template === "string" && a.template !== "template0" ? { template: a.template } : {}) };
+            database = { name: text(a.name, "database name"), owner: text(a.owner, "database owner"), ...(a.copy ? { copy: a.copy as CopySpec } : {}) };
         } else if (kind === "schema") {
             schemas[text(a.name, "schema name")] = { owner: text(a.owner, `schema ${String(a.name)}: owner`) };
         } else if (kind === "grant") {

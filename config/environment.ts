@@ -3,8 +3,8 @@
 import { z } from "zod";
 import { ConfigError, NAMESPACE, toProblems } from "./errors";
 import { deriveBranchConfig, type Difference, MirrorError } from "./mirror";
-import { oneOf, text, TTL_MAX_HOURS, durationHours } from "./rules";
-import { type DataopsConfig, dataopsConfigSchema, type BranchMode, TARGETS, serverConnection } from "./schema";
+import { identifier, oneOf, text, TTL_MAX_HOURS, durationHours } from "./rules";
+import { BRANCH_DATA, type DataopsConfig, dataopsConfigSchema, type BranchMode, TARGETS, serverConnection } from "./schema";
 import { DEVELOPMENT_STACK, PRODUCTION_STACK, environmentPrefix, isBranchStack, stackNameForBranch } from "../naming";
 
 export type EnvironmentKind = "production" | "development" | "branch" | "custom";
@@ -31,11 +31,13 @@ export interface Environment {
 // Keys a stack may carry besides the schema's. They describe where and as whom the
 // environment runs, never what it contains.
 const SCHEMA_KEYS = Object.keys(dataopsConfigSchema.shape);
-export const RUNTIME_KEYS = ["branch", "target", "server", "serverAdminPassword", "loaderSecrets", "sqlEngine"] as const;
-const BRANCH_ONLY_KEYS = ["branch", "target"];
+export const RUNTIME_KEYS = ["branch", "target", "data", "templateDatabase", "server", "serverAdminPassword", "loaderSecrets", "sqlEngine"] as const;
+const BRANCH_ONLY_KEYS = ["branch", "target", "data", "templateDatabase"];
 const branchRuntime = z.object({
     branch: text("the git branch the stack was made for").min(1, { error: "is empty (the git branch name)" }).optional(),
     target: oneOf(TARGETS).optional(),
+    data: oneOf(BRANCH_DATA).optional(),
+    templateDatabase: identifier("database name").optional(),
     server: serverConnection.optional(),
 });
 
@@ -65,7 +67,7 @@ export function resolveEnvironment(input: StackInput): Environment {
         const source = `Pulumi.${stack}.yaml`;
         const misplaced = Object.keys(values).filter((k) => BRANCH_ONLY_KEYS.includes(k));
         if (misplaced.length > 0)
-            throw new ConfigError(source, misplaced.map((k) => `${NAMESPACE}:${k}: is only for branch stacks (br-…); set warehouse.target in this file instead`));
+            throw new ConfigError(source, misplaced.map((k) => `${NAMESPACE}:${k}: is only for branch stacks (br-…); ${k === "target" ? "set warehouse.target in this file instead" : k === "branch" ? "remove it" : "a branch's data policy is branches.data in Pulumi.prod.yaml"}`));
         const config = parseConfig(values, source);
         const kind: EnvironmentKind = stack === PRODUCTION_STACK ? "production" : stack === DEVELOPMENT_STACK ? "development" : "custom";
         return { kind, stack, prefix, config, loaderModes: Object.fromEntries(config.loaders.map((l) => [l.name, "scheduled"])), differences: [] };
@@ -84,7 +86,7 @@ export function resolveEnvironment(input: StackInput): Environment {
             contentKeys.map((k) => `${NAMESPACE}:${k}: is set on a branch stack, which mirrors production (change it in Pulumi.prod.yaml through a merge request)`),
         );
     const runtime = branchRuntime.safeParse(
-        Object.fromEntries(Object.entries(values).filter(([k]) => ["branch", "target", "server"].includes(k))),
+        Object.fromEntries(Object.entries(values).filter(([k]) => ["branch", "target", "data", "templateDatabase", "server"].includes(k))),
         { reportInput: true },
     );
     if (!runtime.success) throw new ConfigError(source, toProblems(runtime.error));
@@ -96,7 +98,7 @@ export function resolveEnvironment(input: StackInput): Environment {
     const prod = parseConfig(input.production, `Pulumi.${PRODUCTION_STACK}.yaml`);
     let mirror;
     try {
-        mirror = deriveBranchConfig(prod, { target: runtime.data.target, server: runtime.data.server });
+        mirror = deriveBranchConfig(prod, { target: runtime.data.target, server: runtime.data.server, data: runtime.data.data, templateDatabase: runtime.data.templateDatabase });
     } catch (e) {
         if (e instanceof MirrorError) throw new ConfigError(source, [e.message]);
         throw e;

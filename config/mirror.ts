@@ -1,7 +1,7 @@
 // A branch environment's config is derived, never written: production's committed,
 // non-secret config, changed only where production's own `branches` policy says.
 // Every change is returned with its reason, so the audit can show the mirror diff.
-import type { BranchMode, DataopsConfig, ServerConnection, Target } from "./schema";
+import { type BranchData, type BranchMode, type DataopsConfig, type ServerConnection, type Target, templateProblem } from "./schema";
 
 export interface Difference {
     /** Key path, as in error messages (`warehouse.target`). */
@@ -17,6 +17,10 @@ export interface BranchOverrides {
     readonly target?: Target;
     /** Where a `server` branch runs (the embedded default sets this). */
     readonly server?: ServerConnection;
+    /** `dataops up --data`; must be one of `branches.allowedData`. */
+    readonly data?: BranchData;
+    /** `dataops up --from`: the database to copy on the embedded server (the CLI allows it only there). */
+    readonly templateDatabase?: string;
 }
 
 export interface Mirror {
@@ -54,13 +58,25 @@ export function deriveBranchConfig(prod: DataopsConfig, overrides: BranchOverrid
 
     if (target === "aws" && !prod.warehouse.aws)
         throw new MirrorError(`dataops:target: aws needs production's warehouse.aws (VPC and subnets) to mirror, and Pulumi.prod.yaml has none (allowed here: ${allowed.filter((t) => t !== "aws").join(" | ") || "none"})`);
+    const allowedData = policy.allowedData ?? [policy.data];
+    const data = overrides.data ?? policy.data;
+    if (!allowedData.includes(data))
+        throw new MirrorError(`dataops:data: "${data}" is not allowed for branch environments by production's policy (branches.allowedData; allowed: ${allowedData.join(" | ")})`);
+    const templateDatabase = overrides.templateDatabase ?? policy.templateDatabase;
+    if (overrides.templateDatabase !== undefined) {
+        const problem = templateProblem(overrides.templateDatabase, { branches: true });
+        if (problem) throw new MirrorError(`dataops:templateDatabase: "${overrides.templateDatabase}" ${problem}`);
+    }
     // The data policy must work on the target actually chosen, which `--target` may change.
-    if (policy.data !== "empty" && target === "docker")
-        throw new MirrorError(`dataops:target: docker cannot start from ${policy.data} data (branches.data); a new container has nothing to copy (allowed: ${allowed.filter((t) => t !== "docker").join(" | ") || "none"})`);
-    if (policy.data !== "empty" && target === "server" && !policy.templateDatabase)
-        throw new MirrorError(`dataops:target: server needs branches.templateDatabase for branches.data ${policy.data}`);
-    if (policy.data === "schema" && target === "aws")
-        throw new MirrorError(`dataops:target: aws cannot start from schema data (branches.data; allowed there: empty | clone)`);
+    const key = overrides.data ? "dataops:data" : "branches.data";
+    if (data !== "empty" && target === "docker")
+        throw new MirrorError(`${key}: docker cannot start from ${data} data; a new container has nothing to copy (allowed on docker: empty)`);
+    if (data !== "empty" && target === "server" && !templateDatabase)
+        throw new MirrorError(`${key}: ${data} on the server target needs branches.templateDatabase (the database to copy)`);
+    if ((data === "schema" || data === "sample") && target === "aws")
+        throw new MirrorError(`${key}: aws cannot start from ${data} data (allowed there: empty | clone)`);
+    if (data === "clone" && target === "aws" && prod.warehouse.target !== "aws")
+        throw new MirrorError(`${key}: clone on the aws target needs production on aws (a copy-on-write clone of its cluster)`);
 
     const pw = prod.warehouse;
     const caps = policy.caps;
@@ -98,5 +114,10 @@ export function deriveBranchConfig(prod: DataopsConfig, overrides: BranchOverrid
         return { ...l, branchMode: mode };
     });
 
-    return { config: { ...prod, warehouse, loaders }, differences };
+    // Where the branch's data comes from is part of the branch's config, as chosen.
+    const branchPolicy = { ...policy, data, templateDatabase };
+    note("branches.data", policy.data, data, "dataops:data (allowed by branches.allowedData)");
+    note("branches.templateDatabase", policy.templateDatabase, templateDatabase, "dataops:templateDatabase (dataops up --from, on the embedded server)");
+
+    return { config: { ...prod, warehouse, loaders, branches: branchPolicy }, differences };
 }

@@ -30,13 +30,14 @@ export const TARGETS = ["aws", "docker", "server"] as const;
 export const LOADER_TOOLS = ["meltano", "airbyte", "fivetran", "stitch", "image"] as const;
 export const SAAS_TOOLS: readonly LoaderTool[] = ["fivetran", "stitch"];
 export const BRANCH_MODES = ["paused", "sample", "live"] as const;
-export const BRANCH_DATA = ["empty", "schema", "clone"] as const;
+export const BRANCH_DATA = ["empty", "schema", "sample", "clone"] as const;
 export const AWS_ENGINES = ["aurora", "rds"] as const;
 export const SSL_MODES = ["disable", "prefer", "require", "verify-ca", "verify-full"] as const;
 /** Role names the project creates itself; a functional role may not take them. */
 export const RESERVED_ROLES = ["owner", "loader", "public"] as const;
 
 export type Target = (typeof TARGETS)[number];
+export type BranchData = (typeof BRANCH_DATA)[number];
 export type LoaderTool = (typeof LOADER_TOOLS)[number];
 export type BranchMode = (typeof BRANCH_MODES)[number];
 
@@ -135,8 +136,27 @@ const branches = record({
     target: oneOf(TARGETS).default("server").describe("Where branch environments run."),
     allowedTargets: list(oneOf(TARGETS), "targets").optional().describe("Targets `dataops up --target` may choose; only `target` when absent."),
     ttl: duration().default("72h").describe("How long a branch environment lives after its last `up`."),
-    data: oneOf(BRANCH_DATA).default("empty").describe("What a branch starts with: `empty` objects, `schema` (structure from a template database) or `clone` (copy-on-write clone on aws, TEMPLATE copy on a server)."),
-    templateDatabase: identifier("database name").optional().describe("On a server: the database copied for `schema` (a structure-only copy) or `clone`."),
+    data: oneOf(BRANCH_DATA)
+        .default("empty")
+        .describe(
+            "What a branch starts with: `empty` objects; `schema`, the template database's objects with no rows; `sample`, the same with a bounded sample of each raw table's rows; `clone`, all of its data (a copy-on-write clone of production's cluster on aws).",
+        ),
+    allowedData: list(oneOf(BRANCH_DATA), "data modes").optional().describe("Data modes `dataops up --data` may choose; only `data` when absent."),
+    templateDatabase: identifier("database name").optional().describe("On a server: the database a branch copies for `schema`, `sample` and `clone` (production's, or a snapshot of it; never postgres, template0, template1 or a branch's)."),
+    sample: record({
+        rows: integer(1, 10_000_000).optional().describe("At most this many rows of each raw table."),
+        percent: z
+            .number({ error: "is not a number (a percentage greater than 0 and at most 100)" })
+            .gt(0, { error: "is not a percentage greater than 0 and at most 100" })
+            .max(100, { error: "is not a percentage greater than 0 and at most 100" })
+            .optional()
+            .describe("About this percentage of each raw table's rows (a random sample of rows)."),
+    })
+        .default({ rows: 1000 })
+        .describe("How much of each raw table `sample` copies: `rows` or `percent`, one of them."),
+    copyWaitSeconds: integer(0, 3600)
+        .default(60)
+        .describe("How long a copy waits for the template database's other sessions to end (PostgreSQL copies a database no one else is connected to); then the up fails, naming the database. dataops never ends those sessions."),
     caps: record({
         instanceClass: instanceClass().default("db.t4g.medium").describe("Largest instance class a branch gets."),
         instances: integer(1, 15).default(1).describe("Most instances a branch gets."),
@@ -148,7 +168,7 @@ const branches = record({
     server: serverConnection.optional().describe("A shared server for branches on the `server` target; the embedded local PostgreSQL when absent."),
 });
 
-const branchesDefault = { target: "server", ttl: "72h", data: "empty", caps: { instanceClass: "db.t4g.medium", instances: 1, storageGb: 20 }, loaderMode: "paused" } as const;
+const branchesDefault = { target: "server", ttl: "72h", data: "empty", sample: { rows: 1000 }, copyWaitSeconds: 60, caps: { instanceClass: "db.t4g.medium", instances: 1, storageGb: 20 }, loaderMode: "paused" } as const;
 
 export const dataopsConfigSchema = record({
     warehouse: warehouse.describe("The versioned PostgreSQL warehouse: engine version, where it runs, size, backups, protection, schema layout."),
@@ -224,10 +244,18 @@ function crossChecks(c: DataopsConfig, ctx: Ctx): void {
         add(["branches", "allowedTargets"], `must include branches.target (${b.target})`, b.allowedTargets);
     if (b.data !== "empty" && b.target === "docker")
         add(["branches", "data"], "is not available on the docker target, whose new container has nothing to copy (allowed there: empty)", b.data);
-    if ((b.data === "schema" || b.data === "clone") && b.target === "server" && !b.templateDatabase)
-        add(["branches", "templateDatabase"], `is required when branches.data is ${b.data} on the ${b.target} target (the database to copy)`);
-    if (b.data === "schema" && b.target === "aws")
+    if (b.allowedData && !b.allowedData.includes(b.data)) add(["branches", "allowedData"], `must include branches.data (${b.data})`, b.allowedData);
+    const copying = [...new Set([b.data, ...(b.allowedData ?? [])])].filter((d) => d !== "empty" && (d !== "clone" || b.target !== "aws"));
+    if (copying.length > 0 && b.target === "server" && !b.templateDatabase)
+        add(["branches", "templateDatabase"], `is required when branches.data is ${copying.join(" or ")} on the ${b.target} target (the database to copy)`);
+    if (b.templateDatabase) {
+        const problem = templateProblem(b.templateDatabase);
+        if (problem) add(["branches", "templateDatabase"], problem, b.templateDatabase);
+    }
+    if ((b.data === "schema" || b.data === "sample") && b.target === "aws")
         add(["branches", "data"], "is not available on the aws target (allowed there: empty | clone)", b.data);
+    if ((b.sample.rows === undefined) === (b.sample.percent === undefined))
+        add(["branches", "sample"], "needs exactly one of rows or percent (e.g. rows: 1000)", b.sample);
     if (b.data === "clone" && b.target === "aws" && w.target !== "aws")
         add(["branches", "data"], "on the aws target needs production on aws (a copy-on-write clone of its cluster)", b.data);
 }
@@ -236,4 +264,12 @@ function noteUnique(seen: Map<string, string>, schema: string, where: string, pa
     const first = seen.get(schema);
     if (first !== undefined) add(path, `is already used by ${first} (schema names must be unique)`, schema);
     else seen.set(schema, where);
+}
+
+/** Databases a branch must never copy: the server's own, and branches' (disposable, and another team's work). */
+export function templateProblem(database: string, allow: { branches?: boolean } = {}): string | undefined {
+    if (["postgres", "template0", "template1"].includes(database))
+        return "is a database of the server itself, not an environment's (name production's database, or a snapshot of it)";
+    if (database.startsWith("br_") && !allow.branches) return "is a branch environment's database (br_…), which is disposable and another branch's work (name production's database, or a snapshot of it)";
+    return undefined;
 }

@@ -4,7 +4,7 @@ import { spawnSync } from "node:child_process";
 import { existsSync, readFileSync } from "node:fs";
 import type { EngineEvent, PulumiFn, Stack } from "@pulumi/pulumi/automation";
 import type { Catalog } from "../components/catalog";
-import { checkServerVersion, drift } from "../components/catalogSql";
+import { checkServerVersion, databaseExists, drift } from "../components/catalogSql";
 import { VersionMismatch } from "../config/version";
 import type { AdminConnection } from "../components/generated";
 import { listFileBackend } from "../local/fileBackend";
@@ -12,13 +12,15 @@ import { checkFastPath, checkpointFile, fingerprint, forgetRecord, restamp, type
 import { automation } from "../local/automation";
 import { parseConfig } from "../config/environment";
 import { readStackFile } from "../config/stackFiles";
-import type { DataopsConfig, ServerConnection, Target } from "../config/schema";
+import type { BranchData, DataopsConfig, ServerConnection, Target } from "../config/schema";
+import { deriveBranchConfig, MirrorError } from "../config/mirror";
 import type { EnvironmentSummary } from "../components/dataPlatform";
 import { EMBEDDED_PORT, ensureEmbeddedServer } from "../local/embedded";
 import { isUnreadableState, type LocalContext, repairLocalState, serverConfig, withStateRepair, workspace } from "../local/workspace";
 import { DEVELOPMENT_STACK, environmentPrefix, PRODUCTION_STACK, stackNameForBranch } from "../naming";
 import { type EnvironmentOutputs, shellQuote } from "./connection";
 import { type StackInfo, TAG, upTags } from "./policy";
+import { provenanceText } from "./summary";
 import { type ServerAdmin, sweep } from "./sweep";
 
 export class Refused extends Error {}
@@ -29,6 +31,10 @@ const PENDING = /pending operation/i;
 export interface UpOptions {
     readonly branch: string;
     readonly target?: Target;
+    /** `dataops up --data`: what a new environment starts with, among branches.allowedData. */
+    readonly data?: BranchData;
+    /** `dataops up --from`: the database to copy, on the embedded server only. */
+    readonly from?: string;
     readonly commit: string;
     readonly author: string;
     /** How long to wait for another update holding the stack. */
@@ -81,22 +87,39 @@ async function serverFor(root: string, policyServer: ServerConnection | undefine
 }
 
 /** Validate everything that can be validated before anything changes. */
-export function checkUp(root: string, opts: Pick<UpOptions, "branch" | "target">): { stack: string; policy: DataopsConfig["branches"] } {
+export function checkUp(root: string, opts: Pick<UpOptions, "branch" | "target" | "data" | "from" | "embedded">): { stack: string; policy: DataopsConfig["branches"]; data: DataopsConfig["branches"] } {
     const stack = stackNameForBranch(opts.branch);
-    const policy = productionConfig(root).branches;
+    const prod = productionConfig(root);
+    const policy = prod.branches;
     const allowed = policy.allowedTargets ?? [policy.target];
     if (opts.target && !allowed.includes(opts.target))
         throw new Refused(`--target ${opts.target} is not allowed by production's branches policy (allowed: ${allowed.join(" | ")})`);
-    return { stack, policy };
+    const target = opts.target ?? policy.target;
+    const embedded = target === "server" && (opts.embedded || !policy.server);
+    if (opts.from !== undefined && !embedded)
+        throw new Refused(`--from ${opts.from}: names a database on the embedded server only (npm run up, or --embedded); on production's shared server a branch copies branches.templateDatabase`);
+    if (opts.from !== undefined && (opts.data ?? policy.data) === "empty")
+        throw new Refused(`--from ${opts.from}: there is nothing to copy with data mode empty; choose one with --data (allowed: ${(policy.allowedData ?? [policy.data]).join(" | ")})`);
+    // The branch's whole config, derived as the program will: a policy that cannot hold refuses here, before any stack exists.
+    try {
+        const placeholder = { host: "localhost", port: 5432, adminUser: "postgres", sslMode: "disable" as const };
+        const mirror = deriveBranchConfig(prod, { target: opts.target, data: opts.data, templateDatabase: opts.from, server: embedded ? placeholder : undefined });
+        return { stack, policy, data: mirror.config.branches };
+    } catch (e) {
+        if (e instanceof MirrorError) throw new Refused(e.message);
+        throw e;
+    }
 }
 
 export async function upBranch(ctx: LocalContext, opts: UpOptions): Promise<UpOutcome> {
-    const { stack: name, policy } = checkUp(ctx.root, opts);
+    const { stack: name, policy, data } = checkUp(ctx.root, opts);
     const target = opts.target ?? policy.target;
     // Everything that can refuse or fail runs before the stack exists (a missing admin password,
     // a busy port): a refused up leaves nothing behind.
     const config: Record<string, { value: string; secret?: boolean }> = { "dataops:branch": { value: opts.branch } };
     if (opts.target) config["dataops:target"] = { value: opts.target };
+    if (opts.data) config["dataops:data"] = { value: opts.data };
+    if (opts.from) config["dataops:templateDatabase"] = { value: opts.from };
     let admin: AdminConnection | undefined;
     if (target === "server") {
         const { server, password } = await serverFor(ctx.root, opts.embedded ? undefined : policy.server, opts);
@@ -110,6 +133,15 @@ export async function upBranch(ctx: LocalContext, opts: UpOptions): Promise<UpOu
             if (e instanceof VersionMismatch) throw new Refused(e.message);
             throw e;
         });
+        // The database a new branch copies must be there; an existing branch copied it already.
+        const checkpoint = checkpointFile(ctx.envVars.PULUMI_BACKEND_URL ?? "", name);
+        if (data.data !== "empty" && data.templateDatabase && checkpoint && !existsSync(checkpoint)) {
+            const missing = !(await databaseExists(admin, data.templateDatabase));
+            if (missing)
+                throw new Refused(
+                    `${opts.from ? "--from" : "branches.templateDatabase"}: there is no database "${data.templateDatabase}" on the server ${admin.host}:${admin.port} to copy for data mode ${data.data}${opts.from ? "" : ` (production's policy in Pulumi.prod.yaml${opts.embedded || !policy.server ? "; on the embedded server, name a local database with --from" : ""})`}`,
+                );
+        }
     }
     const engine = opts.sqlEngine ?? { engine: "sql", explicit: false };
     const identity = { branch: opts.branch, commit: opts.commit, author: opts.author, target, ttl: policy.ttl, engine: engine.explicit ? engine.engine : "" };
@@ -204,6 +236,12 @@ export async function upBranch(ctx: LocalContext, opts: UpOptions): Promise<UpOu
     }
     const changes = Object.fromEntries(Object.entries(result.summary.resourceChanges ?? {}).filter(([, n]) => (n ?? 0) > 0)) as Record<string, number>;
     const summary = result.outputs.environment.value as EnvironmentSummary;
+    // Where the data came from, for `dataops ls`: set once, by the up that made the copy.
+    const dataTag = summary?.data ? provenanceText(summary.data) : undefined;
+    if (dataTag && existingTags[TAG.data] !== dataTag) {
+        await settle(() => ws.setTag(name, TAG.data, dataTag));
+        tags[TAG.data] = dataTag;
+    } else if (existingTags[TAG.data]) tags[TAG.data] = existingTags[TAG.data];
     const print = fingerprint({ root: ctx.root, stack: name, config: inputs, identity });
     if (program && print && captured.catalog && !recovered) {
         const resources = Object.entries(changes).reduce((n, [op, k]) => (op === "delete" ? n : n + k), 0);

@@ -13,6 +13,8 @@ export const TAG = {
     target: "dataops:target",
     kind: "dataops:kind",
     keep: "dataops:keep",
+    /** Where a branch's data came from (`branches.data`), set by the up that made the copy. */
+    data: "dataops:data",
 } as const;
 
 export interface UpIdentity {

@@ -3,6 +3,14 @@
 import type { UpOutcome } from "./environments";
 import { shellQuote } from "./connection";
 import { TAG } from "./policy";
+import type { Provenance } from "../components/catalog";
+
+/** "clone of prod_analytics at 2026-…: 12 tables, about 3,400 rows": where a branch's data came from. */
+export function provenanceText(p: Provenance): string {
+    const source = p.cluster ? `${p.from} in a clone of cluster ${p.cluster}` : p.from;
+    const sample = p.mode === "sample" ? " (sampled raw tables)" : p.mode === "schema" ? " (structure only)" : "";
+    return `${p.mode} of ${source} at ${p.at}: ${p.tables} tables, ${p.rowsEstimated ? "about " : ""}${p.rows} rows${sample}`;
+}
 
 export const SUMMARY_MARKER = "<!-- dataops-summary -->";
 
@@ -19,6 +27,7 @@ export function summaryMarkdown(o: UpOutcome): string {
         `| Branch | \`${s.branch ?? "-"}\` |`,
         `| Target | ${s.target}, PostgreSQL ${s.serverVersion ? `${s.serverVersion} (pinned ${s.engineVersion})` : `${s.engineVersion} (pinned)`} on \`${s.host}:${s.port}\` |`,
         `| Database | \`${s.database}\` |`,
+        `| Data | ${s.data ? provenanceText(s.data) : "empty (branches.data: empty)"} |`,
         `| Built from | dataops-environments ${s.build.projectVersion}, commit \`${s.build.commit.slice(0, 12)}\` |`,
         `| This update | ${changed}${o.recovered ? " (recovered an interrupted update)" : ""} |`,
         `| Expires | ${o.tags[TAG.expiresAt]} (renewed by every push; TTL ${s.ttl ?? "-"}) |`,

@@ -54,7 +54,7 @@ describe("parseConfig: one exact problem line per bad input", () => {
         [
             "a typo at the top level",
             withKey("loaderz", []),
-            "dataops:loaderz: is not a known key (allowed: warehouse, loaders, access, branches, branch, target, server, serverAdminPassword, loaderSecrets, sqlEngine)",
+            "dataops:loaderz: is not a known key (allowed: warehouse, loaders, access, branches, branch, target, data, templateDatabase, server, serverAdminPassword, loaderSecrets, sqlEngine)",
         ],
         [
             "a typo in the warehouse",
@@ -171,6 +171,8 @@ describe("parseConfig: defaults", () => {
             target: "server",
             ttl: "72h",
             data: "empty",
+            sample: { rows: 1000 },
+            copyWaitSeconds: 60,
             caps: { instanceClass: "db.t4g.medium", instances: 1, storageGb: 20 },
             loaderMode: "paused",
         });
@@ -284,5 +286,29 @@ describe("readStackFile: a file that cannot be read is named, with what to do", 
         const d = dir();
         writeFileSync(path.join(d, "Pulumi.prod.yaml"), `config:\n  dataops:x: "${"y".repeat(MAX_STACK_FILE_BYTES)}"\n`);
         expect(() => readStackFile(path.join(d, "Pulumi.prod.yaml"))).toThrow("a stack file may be at most 1 MiB (it holds config, not data)");
+    });
+});
+
+describe("parseConfig: the branch data policy", () => {
+    const SERVER = { host: "branches-pg.internal", port: 5432, adminUser: "dataops_admin", sslMode: "require" };
+    const policy = (patch: Values): Values => ({ ...valid(), branches: { target: "server", server: SERVER, ...patch } });
+    it.each<[string, Values, string[]]>([
+        ["a copy mode with no template", policy({ data: "sample" }), ["dataops:branches.templateDatabase: is required when branches.data is sample on the server target (the database to copy)"]],
+        ["an allowed copy mode with no template", policy({ allowedData: ["empty", "clone"] }), ["dataops:branches.templateDatabase: is required when branches.data is clone on the server target (the database to copy)"]],
+        ["a default outside the allowed modes", policy({ data: "clone", templateDatabase: "analytics_nightly", allowedData: ["empty"] }), ['dataops:branches.allowedData: ["empty"] must include branches.data (clone)']],
+        ["the server's own database", policy({ data: "clone", templateDatabase: "template1" }), ['dataops:branches.templateDatabase: "template1" is a database of the server itself, not an environment\'s (name production\'s database, or a snapshot of it)']],
+        ["postgres", policy({ data: "schema", templateDatabase: "postgres" }), ['dataops:branches.templateDatabase: "postgres" is a database of the server itself, not an environment\'s (name production\'s database, or a snapshot of it)']],
+        ["another branch's database", policy({ data: "clone", templateDatabase: "br_feature_1a2b3c4d_analytics" }), ['dataops:branches.templateDatabase: "br_feature_1a2b3c4d_analytics" is a branch environment\'s database (br_…), which is disposable and another branch\'s work (name production\'s database, or a snapshot of it)']],
+        ["a sample with both sizes", policy({ data: "sample", templateDatabase: "t", sample: { rows: 10, percent: 5 } }), ['dataops:branches.sample: {"rows":10,"percent":5} needs exactly one of rows or percent (e.g. rows: 1000)']],
+        ["a sample percent over 100", policy({ data: "sample", templateDatabase: "t", sample: { percent: 120 } }), ["dataops:branches.sample.percent: 120 is not a percentage greater than 0 and at most 100"]],
+        ["a copy wait that is not seconds", policy({ copyWaitSeconds: 1.5 }), ["dataops:branches.copyWaitSeconds: 1.5 is not a whole number from 0 to 3600"]],
+        ["sample on aws", { ...valid(), warehouse: { ...WAREHOUSE, target: "aws", aws: { vpcId: "vpc-0a1b2c3d", subnetIds: ["subnet-0a1b2c3d", "subnet-0a1b2c3e"] } }, branches: { target: "aws", data: "sample" } }, ['dataops:branches.data: "sample" is not available on the aws target (allowed there: empty | clone)']],
+    ])("GIVEN %s THEN exactly that problem is reported", (_name, values, expected) => {
+        expect(problemsOf(values)).toEqual(expected);
+    });
+
+    it("GIVEN a valid sampling policy THEN it parses with every key", () => {
+        const c = parseConfig(policy({ data: "empty", allowedData: ["empty", "sample"], templateDatabase: "analytics_nightly", sample: { percent: 2.5 }, copyWaitSeconds: 5 }), "Pulumi.test.yaml");
+        expect(c.branches).toMatchObject({ data: "empty", allowedData: ["empty", "sample"], templateDatabase: "analytics_nightly", sample: { percent: 2.5 }, copyWaitSeconds: 5 });
     });
 });

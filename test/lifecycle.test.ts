@@ -125,7 +125,7 @@ describe("merge-request summary", () => {
             recovered: false,
             tags: upTags(id, NOW),
             summary: {
-                stack: "br-feature-a_951d42dc", kind: "branch", branch: "feature/a", ttl: "72h", target: "server", engineVersion: "16.4", serverVersion: "16.14",
+                stack: "br-feature-a_951d42dc", kind: "branch", branch: "feature/a", ttl: "72h", target: "server", engineVersion: "16.4", serverVersion: "16.14", data: null,
                 host: "localhost", port: 54329, sslMode: "disable", database: "br_feature_a_8221f6cb_analytics", schemas: ["staging"],
                 roles: {}, users: { alice: { login: "br_feature_a_8221f6cb_alice", url: "postgresql://br_feature_a_8221f6cb_alice@localhost:54329/br_feature_a_8221f6cb_analytics", roles: ["transformer"], writes: true } },
                 loaders: {}, build: { projectVersion: "0.1.0", commit: "0123456789abcdef" },

@@ -128,6 +128,32 @@ describe("a branch derived from the committed Pulumi.prod.yaml", () => {
     });
 });
 
+describe("branch data (--data, --from)", () => {
+    it("GIVEN --data and --from WHEN allowed THEN the branch's policy says them, and the mirror diff names the keys that allowed them", () => {
+        const env = resolveEnvironment(branchInput({ branch: "feature/a", server: SERVER, data: "sample", templateDatabase: "br_source_1a2b3c4d_analytics" }));
+        expect([env.config.branches.data, env.config.branches.templateDatabase]).toEqual(["sample", "br_source_1a2b3c4d_analytics"]);
+        expect(env.differences.filter((d) => d.path.startsWith("branches.")).map((d) => [d.path, d.production, d.branch, d.reason])).toEqual([
+            ["branches.data", "empty", "sample", "dataops:data (allowed by branches.allowedData)"],
+            ["branches.templateDatabase", "analytics_nightly", "br_source_1a2b3c4d_analytics", "dataops:templateDatabase (dataops up --from, on the embedded server)"],
+        ]);
+    });
+
+    it("GIVEN a data mode production does not allow THEN it is refused, naming what is allowed", () => {
+        const input = branchInput({ data: "clone", server: SERVER }, withPolicy({ allowedData: ["empty", "schema"] }));
+        expect(refusal(input)).toEqual([`dataops:data: "clone" is not allowed for branch environments by production's policy (branches.allowedData; allowed: empty | schema)`]);
+    });
+
+    it("GIVEN --from the server's own database THEN it is refused", () => {
+        expect(refusal(branchInput({ data: "clone", templateDatabase: "template0", server: SERVER }))).toEqual([
+            `dataops:templateDatabase: "template0" is a database of the server itself, not an environment's (name production's database, or a snapshot of it)`,
+        ]);
+    });
+
+    it("GIVEN a copy mode on docker THEN it is refused: a new container has nothing to copy", () => {
+        expect(refusal(branchInput({ data: "schema", target: "docker" }))).toEqual(["dataops:data: docker cannot start from schema data; a new container has nothing to copy (allowed on docker: empty)"]);
+    });
+});
+
 describe("refusals", () => {
     const CHANGE_IN_PROD = "is set on a branch stack, which mirrors production (change it in Pulumi.prod.yaml through a merge request)";
 
@@ -181,9 +207,14 @@ describe("refusals", () => {
     });
 
     it("refuses branch and target on prod and dev", () => {
-        const onlyBranch = (k: string) => `dataops:${k}: is only for branch stacks (br-…); set warehouse.target in this file instead`;
-        expect(refusal({ stack: "prod", values: { ...production, branch: "main", target: "aws" } })).toEqual([onlyBranch("branch"), onlyBranch("target")]);
-        expect(refusal({ stack: "dev", values: { ...development, target: "docker" } })).toEqual([onlyBranch("target")]);
+        const onlyBranch = (k: string, fix: string) => `dataops:${k}: is only for branch stacks (br-…); ${fix}`;
+        const target = onlyBranch("target", "set warehouse.target in this file instead");
+        expect(refusal({ stack: "prod", values: { ...production, branch: "main", target: "aws", data: "clone" } })).toEqual([
+            onlyBranch("branch", "remove it"),
+            target,
+            onlyBranch("data", "a branch's data policy is branches.data in Pulumi.prod.yaml"),
+        ]);
+        expect(refusal({ stack: "dev", values: { ...development, target: "docker" } })).toEqual([target]);
     });
 
     // Regression: a server production that allowed aws branches once derived target aws
@@ -199,7 +230,7 @@ describe("refusals", () => {
     // silently gave a server branch.
     it("refuses an unknown key (a typo) on a branch stack", () => {
         expect(refusal(branchInput({ targt: "docker", server: SERVER }))).toEqual([
-            "dataops:targt: is not a known key (allowed on a branch stack: branch, target, server, serverAdminPassword, loaderSecrets, sqlEngine)",
+            "dataops:targt: is not a known key (allowed on a branch stack: branch, target, data, templateDatabase, server, serverAdminPassword, loaderSecrets, sqlEngine)",
         ]);
     });
 });

@@ -151,20 +151,41 @@ describe("branch environments (br-…)", () => {
         expect(recorded.filter((r) => r.type === "aws:secretsmanager/secretVersion:SecretVersion")).toEqual([]);
     });
 
-    it("GIVEN a branch on aws with data: clone WHEN it runs THEN its cluster is a copy-on-write clone of production's, capped and unprotected", async () => {
+    it("GIVEN a branch on aws with data: clone WHEN it runs THEN its cluster is a copy-on-write clone of production's, capped and unprotected, and production's database becomes the branch's", async () => {
         const policy = { ...(production.branches as object), target: "aws", data: "clone" };
-        await run("br-main", {}, { production: { ...production, branches: policy } });
+        const { summary } = await run("br-main", { sqlEngine: "sql" }, { production: { ...production, branches: policy } });
         const cluster = named(recorded, "br_main_b4144f9f-warehouse-cluster");
         expect(cluster.inputs).toMatchObject({
             clusterIdentifier: "br-main-b4144f9f-warehouse",
             deletionProtection: false,
             skipFinalSnapshot: true,
             backupRetentionPeriod: 1,
+            // The clone's master password is the branch's own, made and kept by AWS, not production's.
+            manageMasterUserPassword: true,
             restoreToPointInTime: { sourceClusterIdentifier: "prod-warehouse", restoreType: "copy-on-write", useLatestRestorableTime: true },
         });
+        // Inside the clone: production's database renamed to the branch's, made the branch's own (components/copySql.ts).
+        const catalog = named(recorded, "br_main_b4144f9f-catalog").inputs.catalog as { database: { name: string; copy: unknown } };
+        expect(catalog.database.name).toBe("br_main_b4144f9f_analytics");
+        expect(catalog.database.copy).toEqual({
+            mode: "clone",
+            via: "rename",
+            from: "prod_analytics",
+            cluster: "prod-warehouse",
+            rawSchemas: ["raw_app_db", "raw_salesforce", "raw_stripe", "raw_web_events"],
+            waitSeconds: 60,
+        });
+        expect(summary.database).toBe("br_main_b4144f9f_analytics");
         expect(byType(recorded, "aws:rds/clusterInstance:ClusterInstance").map((i) => i.inputs.instanceClass)).toEqual(["db.t4g.medium"]);
         const schedules = byType(recorded, "aws:scheduler/schedule:Schedule");
         expect(schedules.map((s) => s.inputs.state)).toEqual(["ENABLED", "ENABLED", "DISABLED"]);
+    });
+
+    it("GIVEN a data mode that copies WHEN the provider engine would run it THEN it is refused before any object is made", async () => {
+        const policy = { ...(production.branches as object), data: "sample" };
+        expect(() => defineEnvironment({ stack: "br-main", values: { server: local }, production: { ...production, branches: policy }, build, serverAdminPassword: "pw" })).toThrow(
+            "branches.data sample needs the sql engine (dataops:sqlEngine: sql), which makes the copy the branch's own; the provider engine cannot",
+        );
     });
 
     it("GIVEN a branch stack that sets content keys WHEN it runs THEN it is refused before any resource is registered", () => {

@@ -23,7 +23,7 @@ const summary = (sslMode: string): EnvironmentSummary => ({
     ttl: "72h",
     target: "server",
     engineVersion: "16.4",
-    serverVersion: "16.14",
+    serverVersion: "16.14", data: null,
     host: "db.example",
     port: 5433,
     sslMode,

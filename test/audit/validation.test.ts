@@ -49,7 +49,7 @@ const EXPECTED: Record<string, Array<[string, string]>> = {
     "subnets": [["dataops:warehouse.aws.subnetIds", '["subnet-0a1b2c3d"] needs at least 2 subnets in different availability zones']],
     "template-database": [["dataops:branches.templateDatabase", "is required when branches.data is clone on the server target (the database to copy)"]],
     "text": [["dataops:loaders[1].source", "42 is not a string (an extractor or source name such as tap-salesforce)"]],
-    "unknown-key": [["dataops:colour", "is not a known key (allowed: warehouse, loaders, access, branches, branch, target, server, serverAdminPassword, loaderSecrets, sqlEngine)"]],
+    "unknown-key": [["dataops:colour", "is not a known key (allowed: warehouse, loaders, access, branches, branch, target, data, templateDatabase, server, serverAdminPassword, loaderSecrets, sqlEngine)"]],
     "unknown-nested-key": [["dataops:warehouse.sizing.instanceType", "is not a known key (allowed: instanceClass, instances, storageGb)"]],
     "user-is-role": [["dataops:access.users[1].name", '"reporter" collides with a role name (a user needs a name of its own)']],
     "user-role-unknown": [["dataops:access.users[0].roles[0]", '"analyst" is not a role of this config (allowed: transformer, reporter, owner)']],

@@ -142,5 +142,17 @@ describe("merge-request summary", () => {
         const hostile = summaryMarkdown({ ...outcome, summary: { ...outcome.summary, branch: "q'$(touch x)'q" } });
         expect(hostile).toContain("npx dataops destroy --branch 'q'\\''$(touch x)'\\''q' --yes");
         expect(md).not.toMatch(/password=|:[^@/\s]+@localhost/);
+        expect(md).toContain("| Data | empty (branches.data: empty) |");
+        // A branch copied from another database says from what, when, and how much.
+        const sampled = summaryMarkdown({
+            ...outcome,
+            summary: { ...outcome.summary, data: { mode: "sample", from: "analytics_nightly", at: "2026-11-23T09:00:00.000Z", tables: 10, rows: 708, rowsEstimated: false } },
+        });
+        expect(sampled).toContain("| Data | sample of analytics_nightly at 2026-11-23T09:00:00.000Z: 10 tables, 708 rows (sampled raw tables) |");
+        const cloned = summaryMarkdown({
+            ...outcome,
+            summary: { ...outcome.summary, data: { mode: "clone", from: "prod_analytics", cluster: "prod-warehouse", at: "2026-11-23T09:00:00.000Z", tables: 10, rows: 1_200_000, rowsEstimated: true } },
+        });
+        expect(cloned).toContain("| Data | clone of prod_analytics in a clone of cluster prod-warehouse at 2026-11-23T09:00:00.000Z: 10 tables, about 1200000 rows |");
     });
 });

@@ -48,6 +48,8 @@ const EXPECTED: Record<string, Array<[string, string]>> = {
     "source": [["dataops:loaders[0].source", '"Tap Salesforce" is not an extractor or source name (lowercase letters, digits, . _ -), e.g. "tap-salesforce"']],
     "subnets": [["dataops:warehouse.aws.subnetIds", '["subnet-0a1b2c3d"] needs at least 2 subnets in different availability zones']],
     "template-database": [["dataops:branches.templateDatabase", "is required when branches.data is clone on the server target (the database to copy)"]],
+    "template-branch": [["dataops:branches.templateDatabase", '"br_feature_1a2b3c4d_analytics" is a branch environment\'s database (br_…), which is disposable and another branch\'s work (name production\'s database, or a snapshot of it)']],
+    "template-system": [["dataops:branches.templateDatabase", '"template1" is a database of the server itself, not an environment\'s (name production\'s database, or a snapshot of it)']],
     "text": [["dataops:loaders[1].source", "42 is not a string (an extractor or source name such as tap-salesforce)"]],
     "unknown-key": [["dataops:colour", "is not a known key (allowed: warehouse, loaders, access, branches, branch, target, data, templateDatabase, server, serverAdminPassword, loaderSecrets, sqlEngine)"]],
     "unknown-nested-key": [["dataops:warehouse.sizing.instanceType", "is not a known key (allowed: instanceClass, instances, storageGb)"]],

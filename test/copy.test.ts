@@ -4,9 +4,13 @@
 // branch. The same code runs against real PostgreSQL for server copies (test/e2e/data.test.ts).
 import { beforeEach, describe, expect, it, vi } from "vitest";
 import type { Catalog } from "../components/catalog";
+import { copyDatabase, heirOf, undoCopy } from "../components/copySql";
 
-const statements: Array<{ sql: string; params?: unknown[] }> = [];
-let replies: Array<[RegExp, Array<Record<string, unknown>>]> = [];
+// Hoisted with vi.mock, which runs before the imports below.
+const { statements, replies } = vi.hoisted(() => ({
+    statements: [] as Array<{ sql: string; params?: unknown[] }>,
+    replies: [] as Array<[RegExp, Array<Record<string, unknown>>]>,
+}));
 
 // One recording session stands in for every connection the copy opens.
 vi.mock("../components/pgSession", () => {
@@ -30,7 +34,6 @@ vi.mock("../components/pgSession", () => {
     };
 });
 
-const { copyDatabase, undoCopy, heirOf } = await import("../components/copySql");
 
 const BR = "br_main_b4144f9f";
 const conn = { host: "br-main-b4144f9f-warehouse.cluster.example", port: 5432, user: "dataops_admin", password: "from-secrets-manager", sslMode: "require" };
@@ -57,15 +60,15 @@ const catalog: Catalog = {
 
 beforeEach(() => {
     statements.length = 0;
-    replies = [];
+    replies.length = 0;
 });
 
 describe("an Aurora clone becomes the branch's (copySql, via rename)", () => {
     it("GIVEN a clone of production's cluster WHEN the branch's database is made THEN production's logins are disabled and its database is renamed to the branch's, in one transaction", async () => {
-        replies = [
+        replies.push(
             [/pg_get_userbyid\(datdba\)/, [{ owner: "prod_owner" }]],
             [/FROM pg_roles\s+WHERE rolcanlogin/, [{ rolname: "prod_alice" }, { rolname: "prod_bob" }, { rolname: "prod_loader_app_db" }, { rolname: "prod_loader_stripe" }]],
-        ];
+        );
         const copied = await copyDatabase(conn, catalog);
         expect(copied).toEqual({ spec: catalog.database.copy, sourceOwner: "prod_owner" });
         expect(statements).toEqual([

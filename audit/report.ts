@@ -1,6 +1,8 @@
 // The audit as a pure function of the stack files' text: validation, policies, the
 // mirror diff and the access diff. No git, no engine, no cloud, no decryption: the
 // CLI (index.ts) reads the files and hands them in.
+import type { DataopsConfig } from "../config/schema";
+import { parseVersion } from "../config/version";
 import { PRODUCTION_STACK, isBranchStack } from "../naming";
 import { diffAccess } from "./access";
 import { type MirrorRequest, mirrorSection } from "./mirror";
@@ -63,6 +65,7 @@ export function auditProject(files: readonly StackText[], options: AuditOptions)
             message: "is missing: production's config, from which every branch environment is derived, is not in the tree",
             fix: `restore it (git checkout -- ${PRODUCTION_FILE}) or commit production's stack file`,
         });
+    policies.push(...versionFindings(stacks, options.base));
     const findings = [...validation, ...policies, ...mirror.findings];
     const errors = findings.filter((f) => f.severity === "error").length;
     return {
@@ -87,7 +90,54 @@ function accessSection(head: readonly ValidatedStack[], base: AuditOptions["base
         const after = head.find((s) => s.file === file);
         if (after && !after.config) return { file, added: [], removed: [], note: "not compared: it has validation errors" };
         if (before && !before.config) return { file, added: [], removed: [], note: `not compared: it was not valid at ${base.ref}` };
-        return { file, ...diffAccess(before?.config, after?.config) };
+        const change = before?.config && after?.config ? versionChange(before.config, after.config) : undefined;
+        return { file, ...diffAccess(before?.config, after?.config), ...(change ? { version: change.text } : {}) };
     });
     return { status: "compared", base: base.ref, commit: base.commit, stacks };
+}
+
+/** `warehouse: 16.4 → 17.2, major`, when the pinned engine version changed. */
+export function versionChange(before: DataopsConfig, after: DataopsConfig): { text: string; major: boolean; ahead: boolean } | undefined {
+    const [from, to] = [before.warehouse.engineVersion, after.warehouse.engineVersion];
+    if (from === to) return undefined;
+    const [a, b] = [parseVersion(from), parseVersion(to)];
+    const major = a.major !== b.major;
+    const ahead = b.major > a.major || (b.major === a.major && b.minor > a.minor);
+    return { text: `warehouse: ${from} → ${to}, ${major ? "major" : "minor"}${ahead ? "" : " (a downgrade)"}`, major, ahead };
+}
+
+/**
+ * A version change is something to review: a major one must be acknowledged in the same file
+ * (warehouse.upgrade.allowMajor), and production's pin may run ahead of production on this
+ * branch (the rehearsal) only where production's policy at the base allows it.
+ */
+function versionFindings(head: readonly ValidatedStack[], base: AuditOptions["base"]): Finding[] {
+    if ("skip" in base) return [];
+    const baseStacks = base.files.filter((f) => isStackFile(f.name)).map((f) => validateStack(f).stack);
+    const out: Finding[] = [];
+    for (const after of head) {
+        const before = baseStacks.find((s) => s.file === after.file);
+        if (!before?.config || !after.config || isBranchStack(stackOf(after.file))) continue;
+        const change = versionChange(before.config, after.config);
+        if (!change) continue;
+        if (change.major && !after.config.warehouse.upgrade.allowMajor)
+            out.push({
+                id: "version-major",
+                severity: "error",
+                file: after.file,
+                key: "dataops:warehouse.engineVersion",
+                message: `changes ${change.text.replace("warehouse: ", "PostgreSQL ")} without dataops:warehouse.upgrade.allowMajor: true (a major upgrade rewrites the data files and cannot be undone in place)`,
+                fix: "set dataops:warehouse.upgrade.allowMajor: true in this merge request, after the branch environment ran the new major (dbt build, loaders)",
+            });
+        if (after.file === PRODUCTION_FILE && change.ahead && !before.config.branches.allowVersionAhead)
+            out.push({
+                id: "version-ahead",
+                severity: "error",
+                file: after.file,
+                key: "dataops:warehouse.engineVersion",
+                message: `pins PostgreSQL ${after.config.warehouse.engineVersion}, ahead of production's ${before.config.warehouse.engineVersion}: this branch's environment would run it first, which production's policy at ${base.ref} does not allow (branches.allowVersionAhead is false)`,
+                fix: "allow rehearsals in production's policy first (dataops:branches.allowVersionAhead: true, its own merge request), or keep production's version",
+            });
+    }
+    return out;
 }

@@ -61,8 +61,8 @@ export function renderText(r: AuditReport): string[] {
     else
         for (const s of a.stacks) {
             if (s.note !== undefined) out.push(`  ${s.file}: ${s.note}`);
-            else if (s.added.length + s.removed.length === 0) out.push(`  ${s.file}: no change`);
-            else out.push(`  ${s.file}`, ...s.removed.map((l) => `    - ${l}`), ...s.added.map((l) => `    + ${l}`));
+            else if (s.added.length + s.removed.length === 0 && !s.version) out.push(`  ${s.file}: no change`);
+            else out.push(`  ${s.file}`, ...(s.version ? [`    ~ ${s.version}`] : []), ...s.removed.map((l) => `    - ${l}`), ...s.added.map((l) => `    + ${l}`));
         }
 
     out.push("", `audit: ${verdict(r)}`);
@@ -102,8 +102,8 @@ export function renderMarkdown(r: AuditReport): string[] {
         for (const s of a.stacks) {
             out.push(`@@ ${s.file} @@`);
             if (s.note !== undefined) out.push(`  (${s.note})`);
-            else if (s.added.length + s.removed.length === 0) out.push("  (no change)");
-            else out.push(...s.removed.map((l) => `- ${l}`), ...s.added.map((l) => `+ ${l}`));
+            else if (s.added.length + s.removed.length === 0 && !s.version) out.push("  (no change)");
+            else out.push(...(s.version ? [`! ${s.version}`] : []), ...s.removed.map((l) => `- ${l}`), ...s.added.map((l) => `+ ${l}`));
         }
         out.push("```");
     }

@@ -52,6 +52,8 @@ export interface StackAccessDiff {
     readonly removed: readonly string[];
     /** Set when a side's config could not be read; the diff is then empty. */
     readonly note?: string;
+    /** The engine version change, when there is one: `warehouse: 16.4 → 17.2, major`. */
+    readonly version?: string;
 }
 
 export type AccessSection =

@@ -252,6 +252,7 @@ export async function ls(root: string, json: boolean, io: LifecycleIo): Promise<
         createdAt: s.tags[TAG.createdAt] ?? null,
         expiresAt: s.tags[TAG.expiresAt] ?? null,
         keep: s.tags[TAG.keep] === "true",
+        postgres: s.tags[TAG.postgres] ?? null,
         data: s.tags[TAG.data] ?? null,
         lastUpdate: s.lastUpdate ?? null,
         resourceCount: s.resourceCount ?? null,
@@ -260,8 +261,8 @@ export async function ls(root: string, json: boolean, io: LifecycleIo): Promise<
         io.out(JSON.stringify(rows, null, 2));
         return 0;
     }
-    io.out(["STACK", "BRANCH", "TARGET", "AGE", "EXPIRES", "LAST UPDATE", "RESOURCES", "DATA"].join("\t"));
+    io.out(["STACK", "BRANCH", "TARGET", "AGE", "EXPIRES", "LAST UPDATE", "RESOURCES", "POSTGRES", "DATA"].join("\t"));
     for (const r of rows)
-        io.out([r.stack, r.branch ?? "-", r.target ?? "-", age(r.createdAt ?? undefined, now), `${r.expiresAt ?? "-"}${r.keep ? " (kept)" : ""}`, r.lastUpdate ?? "-", String(r.resourceCount ?? "-"), r.data ?? "empty"].join("\t"));
+        io.out([r.stack, r.branch ?? "-", r.target ?? "-", age(r.createdAt ?? undefined, now), `${r.expiresAt ?? "-"}${r.keep ? " (kept)" : ""}`, r.lastUpdate ?? "-", String(r.resourceCount ?? "-"), r.postgres ?? "-", r.data ?? "empty"].join("\t"));
     return 0;
 }

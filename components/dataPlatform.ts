@@ -109,6 +109,7 @@ export class DataPlatform extends pulumi.ComponentResource {
                 sizing: w.sizing,
                 backups: w.backups,
                 protection: w.protection,
+                upgrade: w.upgrade,
                 aws: w.aws
                     ? {
                           ...w.aws,

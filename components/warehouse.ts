@@ -43,6 +43,8 @@ export interface WarehouseArgs {
     readonly sizing: { readonly instanceClass: string; readonly instances: number; readonly storageGb: number };
     readonly backups: { readonly retentionDays: number; readonly window: string };
     readonly protection: { readonly deletionProtection: boolean; readonly protect: boolean };
+    /** How a version change is applied (`warehouse.upgrade`). @default neither */
+    readonly upgrade?: { readonly allowMajor: boolean; readonly applyImmediately: boolean };
     /** Required for target `aws`. */
     readonly aws?: AwsWarehouseArgs;
     /** For target `docker`: the host port; Docker picks a free one when absent. */
@@ -168,8 +170,14 @@ export class Warehouse extends pulumi.ComponentResource {
             { name: "log_min_duration_statement", value: "1000" },
         ];
         const final = args.protection.deletionProtection ? { skipFinalSnapshot: false, finalSnapshotIdentifier: `${args.physicalName}-final` } : { skipFinalSnapshot: true };
+        // A major version change is a new parameter-group family, so each family gets a group of its
+        // own name: the new one is made before the old one goes, and AWS upgrades the engine only
+        // when the change is acknowledged (warehouse.upgrade.allowMajor; a branch always is).
+        const upgrade = args.upgrade ?? { allowMajor: false, applyImmediately: false };
         const common = {
             engineVersion: args.engineVersion,
+            allowMajorVersionUpgrade: upgrade.allowMajor,
+            applyImmediately: upgrade.applyImmediately,
             dbSubnetGroupName: subnets.name,
             vpcSecurityGroupIds: [sg.id],
             manageMasterUserPassword: true,
@@ -190,7 +198,7 @@ export class Warehouse extends pulumi.ComponentResource {
         let clusterIdentifier: pulumi.Output<string> | undefined;
         let storage: pulumi.CustomResource;
         if (aurora) {
-            const params = new aws.rds.ClusterParameterGroup(`${name}-params`, { name: `${args.physicalName}-warehouse`, family: `aurora-postgresql${major}`, parameters, tags }, parent);
+            const params = new aws.rds.ClusterParameterGroup(`${name}-params`, { name: `${args.physicalName}-warehouse-pg${major}`, family: `aurora-postgresql${major}`, parameters, tags }, parent);
             const cluster = new aws.rds.Cluster(
                 `${name}-cluster`,
                 {
@@ -213,6 +221,7 @@ export class Warehouse extends pulumi.ComponentResource {
                         instanceClass: args.sizing.instanceClass,
                         engine: "aurora-postgresql",
                         engineVersion: args.engineVersion,
+                        applyImmediately: upgrade.applyImmediately,
                         publiclyAccessible: a.publiclyAccessible ?? false,
                         dbSubnetGroupName: subnets.name,
                         tags,
@@ -226,7 +235,7 @@ export class Warehouse extends pulumi.ComponentResource {
             clusterIdentifier = cluster.clusterIdentifier;
             storage = cluster;
         } else {
-            const params = new aws.rds.ParameterGroup(`${name}-params`, { name: `${args.physicalName}-warehouse`, family: `postgres${major}`, parameters, tags }, parent);
+            const params = new aws.rds.ParameterGroup(`${name}-params`, { name: `${args.physicalName}-warehouse-pg${major}`, family: `postgres${major}`, parameters, tags }, parent);
             const instance = new aws.rds.Instance(
                 `${name}-instance`,
                 {

@@ -91,6 +91,8 @@ export function deriveBranchConfig(prod: DataopsConfig, overrides: BranchOverrid
         // A disposable environment keeps the least backups AWS allows and nothing that blocks its teardown.
         backups: { ...pw.backups, retentionDays: 1 },
         protection: { deletionProtection: false, protect: false },
+        // A branch rehearses a version change at once, a major one included: it holds nothing to lose.
+        upgrade: { allowMajor: true, applyImmediately: true },
         aws: target === "aws" && pw.aws ? { ...pw.aws, publiclyAccessible: false } : undefined,
         docker: target === "docker" ? {} : undefined,
         server: target === "server" ? (overrides.server ?? policy.server) : undefined,
@@ -104,6 +106,7 @@ export function deriveBranchConfig(prod: DataopsConfig, overrides: BranchOverrid
     note("warehouse.sizing", pw.sizing, warehouse.sizing, "branches.caps");
     note("warehouse.backups.retentionDays", pw.backups.retentionDays, 1, "branch environments are disposable");
     note("warehouse.protection", pw.protection, warehouse.protection, "branch environments are disposable");
+    note("warehouse.upgrade", pw.upgrade, warehouse.upgrade, "branch environments are disposable");
     note("warehouse.aws", pw.aws, warehouse.aws, "branches.target");
     note("warehouse.docker", pw.docker, warehouse.docker, "branches.target");
     note("warehouse.server", pw.server, warehouse.server, overrides.server ? "dataops:server (the branch stack's server)" : target === "server" ? "branches.server" : "branches.target");

@@ -75,6 +75,14 @@ const warehouse = record({
     })
         .default({ deletionProtection: false, protect: false })
         .describe("What stops the warehouse from being deleted."),
+    upgrade: record({
+        allowMajor: flag()
+            .default(false)
+            .describe("Acknowledges a major version change of `engineVersion` (on `aws`: `allowMajorVersionUpgrade`). `dataops audit --base` flags a major change without it."),
+        applyImmediately: flag().default(false).describe("On `aws`: apply version and parameter changes now, not in the next maintenance window."),
+    })
+        .default({ allowMajor: false, applyImmediately: false })
+        .describe("How an engine version change is applied. Branch environments always allow both: they are disposable."),
     aws: record({
         engine: oneOf(AWS_ENGINES).default("aurora").describe("Aurora PostgreSQL cluster or a single RDS PostgreSQL instance."),
         vpcId: awsId("vpc").describe("VPC the warehouse runs in."),
@@ -164,11 +172,14 @@ const branches = record({
     })
         .default({ instanceClass: "db.t4g.medium", instances: 1, storageGb: 20 })
         .describe("Size caps for branch warehouses."),
+    allowVersionAhead: flag()
+        .default(false)
+        .describe("Whether a merge request may pin a newer `engineVersion` than production runs, so that its branch rehearses the upgrade before it merges (`dataops audit --base` checks it)."),
     loaderMode: oneOf(BRANCH_MODES).default("paused").describe("Default loader behaviour in branches: a branch must not hammer production sources."),
     server: serverConnection.optional().describe("A shared server for branches on the `server` target; the embedded local PostgreSQL when absent."),
 });
 
-const branchesDefault = { target: "server", ttl: "72h", data: "empty", sample: { rows: 1000 }, copyWaitSeconds: 60, caps: { instanceClass: "db.t4g.medium", instances: 1, storageGb: 20 }, loaderMode: "paused" } as const;
+const branchesDefault = { target: "server", ttl: "72h", data: "empty", sample: { rows: 1000 }, copyWaitSeconds: 60, allowVersionAhead: false, caps: { instanceClass: "db.t4g.medium", instances: 1, storageGb: 20 }, loaderMode: "paused" } as const;
 
 export const dataopsConfigSchema = record({
     warehouse: warehouse.describe("The versioned PostgreSQL warehouse: engine version, where it runs, size, backups, protection, schema layout."),

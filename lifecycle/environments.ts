@@ -236,12 +236,17 @@ export async function upBranch(ctx: LocalContext, opts: UpOptions): Promise<UpOu
     }
     const changes = Object.fromEntries(Object.entries(result.summary.resourceChanges ?? {}).filter(([, n]) => (n ?? 0) > 0)) as Record<string, number>;
     const summary = result.outputs.environment.value as EnvironmentSummary;
-    // Where the data came from, for `dataops ls`: set once, by the up that made the copy.
-    const dataTag = summary?.data ? provenanceText(summary.data) : undefined;
-    if (dataTag && existingTags[TAG.data] !== dataTag) {
-        await settle(() => ws.setTag(name, TAG.data, dataTag));
-        tags[TAG.data] = dataTag;
-    } else if (existingTags[TAG.data]) tags[TAG.data] = existingTags[TAG.data];
+    // For `dataops ls`: where the data came from (set by the up that made the copy) and what the
+    // server runs; written only when they change.
+    const facts: Record<string, string | undefined> = {
+        [TAG.data]: summary?.data ? provenanceText(summary.data) : undefined,
+        [TAG.postgres]: summary?.serverVersion ? `${summary.serverVersion} (pinned ${summary.engineVersion})` : undefined,
+    };
+    for (const [k, v] of Object.entries(facts)) {
+        if (v !== undefined && existingTags[k] !== v) await settle(() => ws.setTag(name, k, v));
+        const value = v ?? existingTags[k];
+        if (value !== undefined) tags[k] = value;
+    }
     const print = fingerprint({ root: ctx.root, stack: name, config: inputs, identity });
     if (program && print && captured.catalog && !recovered) {
         const resources = Object.entries(changes).reduce((n, [op, k]) => (op === "delete" ? n : n + k), 0);

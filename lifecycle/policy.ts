@@ -15,6 +15,8 @@ export const TAG = {
     keep: "dataops:keep",
     /** Where a branch's data came from (`branches.data`), set by the up that made the copy. */
     data: "dataops:data",
+    /** What the server runs, and the pin: "16.14 (pinned 16.4)". */
+    postgres: "dataops:postgres",
 } as const;
 
 export interface UpIdentity {

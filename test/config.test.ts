@@ -59,7 +59,7 @@ describe("parseConfig: one exact problem line per bad input", () => {
         [
             "a typo in the warehouse",
             withWarehouse({ engineVersoin: "16.4" }),
-            "dataops:warehouse.engineVersoin: is not a known key (allowed: engineVersion, target, database, schemas, sizing, backups, protection, aws, docker, server)",
+            "dataops:warehouse.engineVersoin: is not a known key (allowed: engineVersion, target, database, schemas, sizing, backups, protection, upgrade, aws, docker, server)",
         ],
         [
             "a typo in a loader",
@@ -162,6 +162,7 @@ describe("parseConfig: defaults", () => {
             sizing: { instanceClass: "db.t4g.medium", instances: 1, storageGb: 20 },
             backups: { retentionDays: 7, window: "03:00-04:00" },
             protection: { deletionProtection: false, protect: false },
+            upgrade: { allowMajor: false, applyImmediately: false },
         });
         expect(config.access).toEqual({
             roles: { transformer: { read: ["raw_*"], write: ["staging", "marts"] }, reporter: { read: ["marts"], write: [] } },
@@ -173,6 +174,7 @@ describe("parseConfig: defaults", () => {
             data: "empty",
             sample: { rows: 1000 },
             copyWaitSeconds: 60,
+            allowVersionAhead: false,
             caps: { instanceClass: "db.t4g.medium", instances: 1, storageGb: 20 },
             loaderMode: "paused",
         });

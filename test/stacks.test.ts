@@ -46,8 +46,12 @@ describe("production (Pulumi.prod.yaml)", () => {
             backupRetentionPeriod: 14,
             skipFinalSnapshot: false,
             clusterIdentifier: "prod-warehouse",
+            // Production's engine changes major only when its file says so (warehouse.upgrade).
+            allowMajorVersionUpgrade: false,
+            applyImmediately: false,
         });
         expect(cluster.inputs.restoreToPointInTime).toBeUndefined();
+        expect(named(recorded, "prod-warehouse-params").inputs).toMatchObject({ name: "prod-warehouse-pg16", family: "aurora-postgresql16" });
         const instances = byType(recorded, "aws:rds/clusterInstance:ClusterInstance");
         expect(instances.map((i) => i.name)).toEqual(["prod-warehouse-instance-0", "prod-warehouse-instance-1"]);
         expect(offenders(instances, (i) => i.inputs.publiclyAccessible === false)).toEqual([]);
@@ -57,6 +61,18 @@ describe("production (Pulumi.prod.yaml)", () => {
         expect(named(recorded, "prod-warehouse-params").inputs.parameters).toContainEqual({ name: "rds.force_ssl", value: "1" });
         const sg = named(recorded, "prod-warehouse-sg");
         expect(JSON.stringify(sg.inputs.ingress)).not.toContain("0.0.0.0/0");
+    });
+
+    it("GIVEN a major upgrade acknowledged in production's file WHEN it runs THEN AWS may upgrade, with a parameter group of the new family made beside the old one", async () => {
+        const w = production.warehouse as Record<string, unknown>;
+        await run("prod", { ...production, warehouse: { ...w, engineVersion: "17.2", upgrade: { allowMajor: true, applyImmediately: true } } });
+        expect(named(recorded, "prod-warehouse-cluster").inputs).toMatchObject({ engineVersion: "17.2", allowMajorVersionUpgrade: true, applyImmediately: true });
+        // Another name per family: the new group exists before the cluster moves to it, the old one goes after.
+        expect(named(recorded, "prod-warehouse-params").inputs).toMatchObject({ name: "prod-warehouse-pg17", family: "aurora-postgresql17" });
+        expect(byType(recorded, "aws:rds/clusterInstance:ClusterInstance").map((i) => [i.inputs.engineVersion, i.inputs.applyImmediately])).toEqual([
+            ["17.2", true],
+            ["17.2", true],
+        ]);
     });
 
     it("GIVEN prod WHEN it runs THEN every taggable AWS resource records the environment, version and commit", async () => {
@@ -162,6 +178,9 @@ describe("branch environments (br-…)", () => {
             backupRetentionPeriod: 1,
             // The clone's master password is the branch's own, made and kept by AWS, not production's.
             manageMasterUserPassword: true,
+            // A branch rehearses version changes at once, a major one included.
+            allowMajorVersionUpgrade: true,
+            applyImmediately: true,
             restoreToPointInTime: { sourceClusterIdentifier: "prod-warehouse", restoreType: "copy-on-write", useLatestRestorableTime: true },
         });
         // Inside the clone: production's database renamed to the branch's, made the branch's own (components/copySql.ts).

@@ -121,6 +121,7 @@ describe("policies", () => {
             ["warehouse.target", "branches.target", true],
             ["warehouse.backups.retentionDays", "branch environments are disposable", true],
             ["warehouse.protection", "branch environments are disposable", true],
+            ["warehouse.upgrade", "branch environments are disposable", true],
             ["warehouse.aws", "branches.target", true],
             ["warehouse.server", "dataops:server (the branch stack's server)", true],
             ["loaders[0].branchMode", "branches.loaderMode", true],

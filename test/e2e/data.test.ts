@@ -186,8 +186,10 @@ describe("branch data: clone, schema and sample from a source environment (embed
 
     it("GIVEN the branches WHEN listed THEN dataops ls says where each one's data came from", async () => {
         const ls = await dataops("ls", "--json");
-        const rows = JSON.parse(ls.out.join("\n")) as Array<{ stack: string; data: string | null }>;
-        for (const mode of MODES) expect(rows.find((r) => r.stack === stackNameForBranch(branchOf(mode)))?.data).toMatch(new RegExp(`^${mode} of ${sourceDb} at `));
+        const rows = JSON.parse(ls.out.join("\n")) as Array<{ stack: string; data: string | null; postgres: string | null }>;
+        for (const mode of MODES) expect(rows.find((r) => r.stack === stackNameForBranch(branchOf(mode)))?.data).toMatch(new RegExp(`^${mode} of ${sourceDb} at .*: 10 tables, `));
+        // What each server runs, beside the pin (the versioned warehouse).
+        for (const b of [SOURCE, ...MODES.map(branchOf)]) expect(rows.find((r) => r.stack === stackNameForBranch(b))?.postgres).toMatch(/^16\.\d+ \(pinned 16\.4\)$/);
         expect(rows.find((r) => r.stack === stackNameForBranch(SOURCE))?.data).toBeNull();
     });
 

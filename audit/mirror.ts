@@ -4,13 +4,13 @@
 import { ConfigError } from "../config/errors";
 import { resolveEnvironment } from "../config/environment";
 import type { DataopsConfig, ServerConnection } from "../config/schema";
-import { EMBEDDED_PORT } from "../local/embedded";
+import { EMBEDDED_SERVER as EMBEDDED } from "../local/embedded";
 import { isBranchStack } from "../naming";
 import { PRODUCTION_FILE } from "./policies";
 import type { Finding, MirrorDifference, MirrorSection } from "./types";
 
 /** Where `npm run up` puts a branch when production names no shared server (local/embedded.ts). */
-export const EMBEDDED_SERVER: ServerConnection = { host: "localhost", port: EMBEDDED_PORT, adminUser: "postgres", sslMode: "disable" };
+export const EMBEDDED_SERVER: ServerConnection = EMBEDDED;
 
 /**
  * Reasons that explain a difference: a `branches.*` policy key, the documented rule that

@@ -15,7 +15,8 @@ import type { ServerConnection } from "../config/schema";
 import { provenanceText, summaryMarkdown } from "../lifecycle/summary";
 import { EmbeddedRefused, ensureEmbeddedServer, localDir } from "../local/embedded";
 import { EngineRefused, localContext, sqlEngineChoice } from "../local/workspace";
-import { environmentPrefix, stackNameForBranch } from "../naming";
+import { environmentPrefix, PG_IDENTIFIER_MAX, stackNameForBranch } from "../naming";
+import { identifierRule, isIdentifier } from "../config/rules";
 import { currentCommit } from "../config/git";
 
 export interface LifecycleIo {
@@ -68,7 +69,7 @@ export function parseData(value: string | undefined): BranchData | undefined {
 /** A database name for --from: checked here, so it reaches SQL only as a valid identifier. */
 export function parseDatabase(value: string | undefined): string | undefined {
     if (value === undefined) return undefined;
-    if (!/^[a-z_][a-z0-9_]{0,62}$/.test(value)) throw new UsageError(`--from: a database name (lowercase letters, digits and _, at most 63), given "${value}"`);
+    if (!isIdentifier(value, PG_IDENTIFIER_MAX)) throw new UsageError(`--from: a database name (${identifierRule(PG_IDENTIFIER_MAX)}), given "${value}"`);
     return value;
 }
 

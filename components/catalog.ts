@@ -89,6 +89,14 @@ export interface Catalog {
     readonly defaults: Readonly<Record<string, DefaultSpec>>;
 }
 
+/** Roles of the catalog that may create in `schema` (CREATE on it): loaders, which log in, first. */
+export function schemaWriters(desired: Catalog, schema: string): string[] {
+    const writers = Object.values(desired.grants)
+        .filter((g) => g.objectType === "schema" && g.schema === schema && g.privileges.includes("CREATE") && g.role in desired.roles)
+        .map((g) => g.role);
+    return [...writers.filter((r) => desired.roles[r].login), ...writers.filter((r) => !desired.roles[r].login)];
+}
+
 /** Stable keys: a plan or a drift report names each object by them. */
 export function grantKey(g: Pick<GrantSpec, "role" | "objectType" | "schema">, database: string): string {
     return `${g.objectType} ${g.objectType === "database" ? database : g.schema} to ${g.role}`;

@@ -30,6 +30,7 @@ import {
     type ObjectType,
     PRIVILEGES,
     type Provenance,
+    schemaWriters,
 } from "./catalog";
 import { formatVersion, parseVersion, VersionMismatch, versionMismatch } from "../config/version";
 import type { AdminConnection } from "./generated";
@@ -275,10 +276,10 @@ async function handOver(c: Query, desired: Catalog, removed: readonly string[]):
             )
         ).rows;
         for (const t of owned) {
-            const writer = Object.values(desired.grants).find((g) => g.objectType === "schema" && g.schema === t.schema && g.privileges.includes("CREATE") && desired.roles[g.role]?.login === true);
+            const writer = schemaWriters(desired, t.schema).find((r) => desired.roles[r].login);
             if (!writer) continue;
             const kind = t.kind === "v" ? "VIEW" : t.kind === "m" ? "MATERIALIZED VIEW" : t.kind === "f" ? "FOREIGN TABLE" : "TABLE";
-            await c.query(`ALTER ${kind} ${c.escapeIdentifier(t.schema)}.${c.escapeIdentifier(t.name)} OWNER TO ${c.escapeIdentifier(writer.role)}`);
+            await c.query(`ALTER ${kind} ${c.escapeIdentifier(t.schema)}.${c.escapeIdentifier(t.name)} OWNER TO ${c.escapeIdentifier(writer)}`);
         }
         await c.query(`REASSIGN OWNED BY ${c.escapeIdentifier(role)} TO ${c.escapeIdentifier(desired.database.owner)}`);
         await c.query(`DROP OWNED BY ${c.escapeIdentifier(role)}`);
@@ -319,10 +320,6 @@ export async function databaseExists(conn: AdminConnection, name: string): Promi
     return withClient(conn, "postgres", async (c) => (await c.query("SELECT 1 FROM pg_database WHERE datname = $1", [name])).rowCount === 1);
 }
 
-/**
- * Brings the server to `desired`. `previous` is what the last successful apply declared: roles
- * and schemas it had and `desired` has not are removed (a removed schema with what it holds).
- */
 /** The server's version, checked against the pin before anything changes; returns it as MAJOR.MINOR. */
 export async function checkServerVersion(conn: AdminConnection, pinned: string | undefined): Promise<string> {
     const num = await withClient(conn, "postgres", async (c) => (await c.query<{ server_version_num: string }>("SHOW server_version_num")).rows[0].server_version_num);
@@ -332,6 +329,11 @@ export async function checkServerVersion(conn: AdminConnection, pinned: string |
     return formatVersion(running);
 }
 
+/**
+ * Brings the server to `desired`. `previous` is what the last successful apply declared: roles
+ * and schemas it had and `desired` has not are removed (a removed schema with what it holds).
+ * Returns where the data came from when the database was made as a copy (components/copySql.ts).
+ */
 export async function applyCatalog(conn: AdminConnection, desired: Catalog, passwords: Readonly<Record<string, string>>, previous?: Catalog): Promise<Provenance | undefined> {
     const db = desired.database;
     const removedRoles = Object.keys(previous?.roles ?? {}).filter((r) => !(r in desired.roles));

@@ -25,7 +25,7 @@
 // Nothing here touches the source or a shared object: every statement after the copy runs
 // connected to the copy. (That is why there is no REASSIGN OWNED or DROP OWNED: they also
 // reassign the source's databases and revoke its roles' privileges on them.)
-import type { Catalog, CopySpec, Provenance } from "./catalog";
+import { type Catalog, type CopySpec, type Provenance, schemaWriters } from "./catalog";
 import type { AdminConnection } from "./generated";
 import { type Query, transaction, withClient } from "./pgSession";
 
@@ -213,9 +213,8 @@ export function heirOf(desired: Catalog, sourceOwner: string, role: string, sche
     }
     if (schema) {
         // The role that writes the schema: a loader (it logs in) before a functional role.
-        const writers = Object.values(desired.grants).filter((g) => g.objectType === "schema" && g.schema === schema && g.privileges.includes("CREATE") && g.role in desired.roles);
-        const writer = writers.find((g) => desired.roles[g.role].login) ?? writers[0];
-        if (writer) return writer.role;
+        const writer = schemaWriters(desired, schema)[0];
+        if (writer) return writer;
     }
     return desired.database.owner;
 }

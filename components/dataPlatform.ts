@@ -37,7 +37,7 @@ export interface DataPlatformArgs {
  * of `branches.templateDatabase` on a server; on aws, production's database inside the
  * copy-on-write clone of production's cluster, renamed to the branch's.
  */
-export function copySpec(c: Environment["config"], prefix: string): CopySpec | undefined {
+export function copySpec(c: Environment["config"]): CopySpec | undefined {
     const b = c.branches;
     if (b.data === "empty") return undefined;
     const base = { mode: b.data, rawSchemas: c.loaders.map(loaderSchema).sort(), waitSeconds: b.copyWaitSeconds, ...(b.data === "sample" ? { sample: { ...b.sample } } : {}) };
@@ -45,7 +45,8 @@ export function copySpec(c: Environment["config"], prefix: string): CopySpec | u
         const prod = environmentPrefix(PRODUCTION_STACK);
         return { ...base, via: "rename", from: environmentNames(prod, c.warehouse.database).database, cluster: `${physicalName(prod)}-warehouse` };
     }
-    if (!b.templateDatabase) throw new Error(`branches.templateDatabase: is required for branches.data ${b.data} on the ${c.warehouse.target} target (prefix ${prefix})`);
+    // The mirror (config/mirror.ts) refuses a copy mode on a server without a template first.
+    if (!b.templateDatabase) throw new Error(`branches.templateDatabase: is required for branches.data ${b.data} on the ${c.warehouse.target} target`);
     return { ...base, via: "template", from: b.templateDatabase };
 }
 
@@ -131,7 +132,7 @@ export class DataPlatform extends pulumi.ComponentResource {
             : // Every object inside the warehouse, as one resource; protected with production's database.
               sqlObjects(`${name}-catalog`, admin, { parent: this, protect: w.protection.protect }, w.engineVersion);
         const grants = new GrantQueue();
-        const copy = env.kind === "branch" ? copySpec(c, env.prefix) : undefined;
+        const copy = env.kind === "branch" ? copySpec(c) : undefined;
         if (copy && pg.engine !== "sql")
             throw new Error(`DataPlatform ${name}: branches.data ${copy.mode} needs the sql engine (dataops:sqlEngine: sql), which makes the copy the branch's own; the provider engine cannot`);
         this.database = new EnvironmentDatabase(

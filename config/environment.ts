@@ -5,7 +5,7 @@ import { ConfigError, NAMESPACE, toProblems } from "./errors";
 import { deriveBranchConfig, type Difference, MirrorError } from "./mirror";
 import { identifier, oneOf, text, TTL_MAX_HOURS, durationHours } from "./rules";
 import { BRANCH_DATA, type DataopsConfig, dataopsConfigSchema, type BranchMode, TARGETS, serverConnection } from "./schema";
-import { DEVELOPMENT_STACK, PRODUCTION_STACK, environmentPrefix, isBranchStack, stackNameForBranch } from "../naming";
+import { DEVELOPMENT_STACK, PG_IDENTIFIER_MAX, PRODUCTION_STACK, environmentPrefix, isBranchStack, stackNameForBranch } from "../naming";
 
 export type EnvironmentKind = "production" | "development" | "branch" | "custom";
 /** How a loader runs here: on its schedule (production-like stacks) or as the branch policy says. */
@@ -37,7 +37,8 @@ const branchRuntime = z.object({
     branch: text("the git branch the stack was made for").min(1, { error: "is empty (the git branch name)" }).optional(),
     target: oneOf(TARGETS).optional(),
     data: oneOf(BRANCH_DATA).optional(),
-    templateDatabase: identifier("database name").optional(),
+    // Another environment's database on the embedded server: prefix, _ and name, up to PostgreSQL's 63 bytes.
+    templateDatabase: identifier("database name", PG_IDENTIFIER_MAX).optional(),
     server: serverConnection.optional(),
 });
 

@@ -15,7 +15,7 @@ import { readStackFile } from "../config/stackFiles";
 import type { BranchData, DataopsConfig, ServerConnection, Target } from "../config/schema";
 import { deriveBranchConfig, MirrorError } from "../config/mirror";
 import type { EnvironmentSummary } from "../components/dataPlatform";
-import { EMBEDDED_PORT, ensureEmbeddedServer } from "../local/embedded";
+import { EMBEDDED_PORT, EMBEDDED_SERVER, ensureEmbeddedServer } from "../local/embedded";
 import { isUnreadableState, type LocalContext, repairLocalState, serverConfig, withStateRepair, workspace } from "../local/workspace";
 import { DEVELOPMENT_STACK, environmentPrefix, PRODUCTION_STACK, stackNameForBranch } from "../naming";
 import { type EnvironmentOutputs, shellQuote } from "./connection";
@@ -87,7 +87,7 @@ async function serverFor(root: string, policyServer: ServerConnection | undefine
 }
 
 /** Validate everything that can be validated before anything changes. */
-export function checkUp(root: string, opts: Pick<UpOptions, "branch" | "target" | "data" | "from" | "embedded">): { stack: string; policy: DataopsConfig["branches"]; data: DataopsConfig["branches"] } {
+export function checkUp(root: string, opts: Pick<UpOptions, "branch" | "target" | "data" | "from" | "embedded">): { stack: string; policy: DataopsConfig["branches"]; branchPolicy: DataopsConfig["branches"] } {
     const stack = stackNameForBranch(opts.branch);
     const prod = productionConfig(root);
     const policy = prod.branches;
@@ -102,9 +102,8 @@ export function checkUp(root: string, opts: Pick<UpOptions, "branch" | "target" 
         throw new Refused(`--from ${opts.from}: there is nothing to copy with data mode empty; choose one with --data (allowed: ${(policy.allowedData ?? [policy.data]).join(" | ")})`);
     // The branch's whole config, derived as the program will: a policy that cannot hold refuses here, before any stack exists.
     try {
-        const placeholder = { host: "localhost", port: 5432, adminUser: "postgres", sslMode: "disable" as const };
-        const mirror = deriveBranchConfig(prod, { target: opts.target, data: opts.data, templateDatabase: opts.from, server: embedded ? placeholder : undefined });
-        return { stack, policy, data: mirror.config.branches };
+        const mirror = deriveBranchConfig(prod, { target: opts.target, data: opts.data, templateDatabase: opts.from, server: embedded ? EMBEDDED_SERVER : undefined });
+        return { stack, policy, branchPolicy: mirror.config.branches };
     } catch (e) {
         if (e instanceof MirrorError) throw new Refused(e.message);
         throw e;
@@ -112,7 +111,7 @@ export function checkUp(root: string, opts: Pick<UpOptions, "branch" | "target" 
 }
 
 export async function upBranch(ctx: LocalContext, opts: UpOptions): Promise<UpOutcome> {
-    const { stack: name, policy, data } = checkUp(ctx.root, opts);
+    const { stack: name, policy, branchPolicy: data } = checkUp(ctx.root, opts);
     const target = opts.target ?? policy.target;
     // Everything that can refuse or fail runs before the stack exists (a missing admin password,
     // a busy port): a refused up leaves nothing behind.

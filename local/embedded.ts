@@ -10,6 +10,8 @@ import { Client } from "pg";
 
 /** The port the embedded server listens on; Pulumi.dev.yaml points at it. */
 export const EMBEDDED_PORT = 54329;
+/** How environments reach the embedded server (its admin password is apart, in .dataops/pg). */
+export const EMBEDDED_SERVER = { host: "localhost", port: EMBEDDED_PORT, adminUser: "postgres", sslMode: "disable" } as const;
 /** The embedded server's major version: the npm package is pinned to the warehouse's major. */
 export const EMBEDDED_MAJOR = 16;
 

@@ -13,7 +13,7 @@
 // Any doubt (a missing record, another backend than a local file one, the provider engine,
 // `--refresh`) takes the full path. Then one engine call renews the expiry tag.
 import { createHash } from "node:crypto";
-import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, statSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import type { Catalog } from "../components/catalog";
 import type { EnvironmentSummary } from "../components/dataPlatform";
@@ -115,11 +115,8 @@ export function restamp(root: string, stack: string, backendUrl: string, tags: R
 }
 
 export function forgetRecord(root: string, stack: string): void {
-    try {
-        writeFileSync(recordFile(root, stack), "");
-    } catch {
-        // nothing recorded: nothing to forget
-    }
+    // Removed, not emptied: a destroyed stack leaves nothing behind in .dataops/up.
+    rmSync(recordFile(root, stack), { force: true });
 }
 
 export type FastPathVerdict = { readonly ok: true; readonly record: UpRecord } | { readonly ok: false; readonly why: string };

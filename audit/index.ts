@@ -10,7 +10,7 @@ import { type AuditReport, EXIT } from "./types";
 
 export { auditProject, type AuditOptions, type BaseFiles, isStackFile } from "./report";
 export { diffAccess, grantsOf, privilegeLines } from "./access";
-export { EXPLAINED_BY, EMBEDDED_SERVER, mirrorSection } from "./mirror";
+export { EXPLAINED_BY, embeddedServerFor, mirrorSection } from "./mirror";
 export { policyFindings } from "./policies";
 export { namesSecret, plaintextSecrets } from "./secrets";
 export { MARKDOWN_MARKER, renderMarkdown, renderText } from "./text";

@@ -4,13 +4,19 @@
 import { ConfigError } from "../config/errors";
 import { resolveEnvironment } from "../config/environment";
 import type { DataopsConfig, ServerConnection } from "../config/schema";
-import { EMBEDDED_SERVER as EMBEDDED } from "../local/embedded";
+import { EMBEDDED_DEFAULT_MAJOR, EMBEDDED_MAJORS, embeddedServer } from "../local/embedded";
 import { isBranchStack } from "../naming";
 import { PRODUCTION_FILE } from "./policies";
 import type { Finding, MirrorDifference, MirrorSection } from "./types";
 
-/** Where `npm run up` puts a branch when production names no shared server (local/embedded.ts). */
-export const EMBEDDED_SERVER: ServerConnection = EMBEDDED;
+/**
+ * Where `npm run up` puts a branch when production names no shared server: the embedded server
+ * of the major production pins (local/embedded.ts; a major it has no build of is refused by up).
+ */
+export function embeddedServerFor(engineVersion: string): ServerConnection {
+    const major = Number(/^\d+/.exec(engineVersion)?.[0]);
+    return embeddedServer(EMBEDDED_MAJORS.includes(major) ? major : EMBEDDED_DEFAULT_MAJOR);
+}
 
 /**
  * Reasons that explain a difference: a `branches.*` policy key, the documented rule that
@@ -41,8 +47,9 @@ export function mirrorSection(
     const policy = production.config.branches;
     // The embedded server stands in only where a branch needs a server and production names none.
     const embedded = policy.target === "server" && policy.server === undefined;
-    const values: Record<string, unknown> = { ...(branch !== undefined ? { branch } : {}), ...(embedded ? { server: EMBEDDED_SERVER } : {}) };
-    const server = policy.target !== "server" ? undefined : embedded ? `embedded local PostgreSQL (${EMBEDDED_SERVER.host}:${EMBEDDED_SERVER.port}), as npm run up` : "branches.server";
+    const local = embeddedServerFor(production.config.warehouse.engineVersion);
+    const values: Record<string, unknown> = { ...(branch !== undefined ? { branch } : {}), ...(embedded ? { server: local } : {}) };
+    const server = policy.target !== "server" ? undefined : embedded ? `embedded local PostgreSQL (${local.host}:${local.port}), as npm run up` : "branches.server";
     const file = `stack ${stack}`;
     try {
         const env = resolveEnvironment({ stack, values, production: production.values });

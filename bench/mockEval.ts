@@ -12,7 +12,7 @@ async function main(n: number): Promise<void> {
     const { generatedConfig } = await import("./configs");
     const start = performance.now();
     const { defineEnvironment } = await import("../program");
-    const values = generatedConfig(n, { host: "localhost", port: 54329, user: "postgres", password: "x", dataDir: "", logFile: "", startedNow: false });
+    const values = generatedConfig(n, { host: "localhost", port: 54329, major: 16, user: "postgres", password: "x", dataDir: "", logFile: "", startedNow: false });
     const p = defineEnvironment({ stack: `bench-n${n}`, values, serverAdminPassword: "x", build: { projectVersion: "0", commit: "0" } });
     await new Promise((r) => p.platform.summary.apply(r));
     console.log(performance.now() - start);

@@ -21,5 +21,5 @@ export async function devDown(root: string, branch: string, io: DevIo, opts: { k
         io.out(`dataops: the embedded server keeps running${others.length > 0 ? ` for ${others.join(", ")}` : ""}`);
         return;
     }
-    if (await stopEmbeddedServer(root)) io.out("dataops: embedded PostgreSQL stopped (its data stays in .dataops/pg)");
+    if (await stopEmbeddedServer(root)) io.out("dataops: embedded PostgreSQL stopped (its data stays in .dataops/pg, and .dataops/pg-<major> for other majors)");
 }

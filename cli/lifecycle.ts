@@ -13,7 +13,7 @@ import { adviceFor, Advised, type FailureContext, failureSummaryMarkdown } from 
 import { ConfigError } from "../config/errors";
 import type { ServerConnection } from "../config/schema";
 import { provenanceText, summaryMarkdown } from "../lifecycle/summary";
-import { EmbeddedRefused, ensureEmbeddedServer, localDir } from "../local/embedded";
+import { EmbeddedRefused, embeddedMajorsCreated, ensureEmbeddedServer, localDir } from "../local/embedded";
 import { EngineRefused, localContext, sqlEngineChoice } from "../local/workspace";
 import { environmentPrefix, PG_IDENTIFIER_MAX, stackNameForBranch } from "../naming";
 import { identifierRule, isIdentifier } from "../config/rules";
@@ -176,8 +176,9 @@ export async function destroy(root: string, branch: string, yes: boolean, io: Li
 
 async function sweepLostEnvironment(root: string, name: string, io: LifecycleIo): Promise<boolean> {
     const servers: ServerAdmin[] = [];
-    if (existsSync(join(localDir(root), "pg", "data"))) {
-        const s = await ensureEmbeddedServer(root, io.err);
+    // Every embedded server this checkout made (one per major) may hold the environment.
+    for (const major of embeddedMajorsCreated(root)) {
+        const s = await ensureEmbeddedServer(root, io.err, major);
         servers.push({ host: s.host, port: s.port, user: s.user, password: s.password, sslMode: "disable" });
     }
     const shared = productionConfig(root).branches.server;

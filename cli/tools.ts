@@ -9,7 +9,7 @@ import { SAMPLE_ROWS } from "../config/environment";
 import { connectionVariables, type EnvironmentOutputs, FORMATS, type Format, formatVariables, type Identity, UnknownIdentity } from "../lifecycle/connection";
 import { environmentOutputs, Refused } from "../lifecycle/environments";
 import { driftMarkdown, driftText, environmentDrift } from "../lifecycle/drift";
-import { EMBEDDED_PORT, ensureEmbeddedServer, localDir } from "../local/embedded";
+import { ensureEmbeddedAt, localDir } from "../local/embedded";
 import { runSinger } from "../local/singer";
 import { ensureTool } from "../local/tools";
 import { localContext } from "../local/workspace";
@@ -26,7 +26,7 @@ async function outputsFor(root: string, branch: string, io: ToolsIo): Promise<En
     const outputs = await environmentOutputs(ctx, branch);
     const s = outputs.environment;
     // The embedded server may have been stopped (a reboot, npm run down of another branch).
-    if (s.host === "localhost" && s.port === EMBEDDED_PORT) await ensureEmbeddedServer(root, io.err);
+    await ensureEmbeddedAt(root, s.host, s.port, io.err);
     return outputs;
 }
 
@@ -71,7 +71,7 @@ export async function driftCommand(root: string, branch: string, format: "text" 
     const ctx = await localContext(root, io.err, io.env as NodeJS.ProcessEnv);
     const stackOutputs = await environmentOutputs(ctx, branch);
     const s = stackOutputs.environment;
-    if (s.host === "localhost" && s.port === EMBEDDED_PORT) await ensureEmbeddedServer(root, io.err);
+    await ensureEmbeddedAt(root, s.host, s.port, io.err);
     const report = await environmentDrift(ctx, branch);
     if (format === "json") io.out(JSON.stringify({ stack: report.stack, engine: report.engine, drifted: report.differences.length > 0, differences: report.differences }, null, 2));
     else if (format === "markdown") io.out(driftMarkdown(report));

@@ -330,6 +330,20 @@ export async function checkServerVersion(conn: AdminConnection, pinned: string |
 }
 
 /**
+ * An environment's objects and data live on the server it was made on. Pointing its config at
+ * another server (another embedded major, another shared host) is not an update: applying
+ * there would make an empty twin and leave the data behind. Refused, with the way forward.
+ */
+export function serverMoved(from: AdminConnection | undefined, to: AdminConnection): string | undefined {
+    if (!from || (from.host === to.host && Number(from.port) === Number(to.port))) return undefined;
+    return (
+        `the environment's objects and data are on the server ${from.host}:${from.port}, but its config now names ${to.host}:${to.port}. ` +
+        "An environment does not move between servers (a new PostgreSQL major is a new server): destroy it and bring it up again on the new server " +
+        "(dataops destroy, then dataops up), or point it back at its server"
+    );
+}
+
+/**
  * Brings the server to `desired`. `previous` is what the last successful apply declared: roles
  * and schemas it had and `desired` has not are removed (a removed schema with what it holds).
  * Returns where the data came from when the database was made as a copy (components/copySql.ts).

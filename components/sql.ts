@@ -54,12 +54,15 @@ const catalogProvider: pulumi.dynamic.ResourceProvider = {
             !s.sameCatalog(olds.catalog, news.catalog) ||
             (olds.drift ?? []).length > 0 ||
             !s.sameCatalog(olds.passwords as never, news.passwords as never) ||
-            olds.engineVersion !== news.engineVersion;
+            olds.engineVersion !== news.engineVersion ||
+            s.serverMoved(olds.connection, news.connection) !== undefined;
         // Another database name is another environment's database: the old one goes first.
         return { changes, replaces: renamed ? ["catalog"] : [], deleteBeforeReplace: renamed };
     },
     async update(_id: string, olds: CatalogState, news: CatalogState) {
         const s = statements();
+        const moved = s.serverMoved(olds.connection, news.connection);
+        if (moved) throw new Error(moved);
         const serverVersion = await s.checkServerVersion(news.connection, news.engineVersion);
         const copied = await s.applyCatalog(news.connection, news.catalog, news.passwords, olds.catalog);
         return { outs: { ...news, drift: [], serverVersion, copied: copied ?? olds.copied ?? null } };

@@ -2,6 +2,7 @@
 // so everything above the warehouse is the same on AWS, in Docker and on a server.
 import { awsModule } from "./aws";
 import * as docker from "@pulumi/docker";
+import { DataMajor } from "./dataMajor";
 import * as pulumi from "@pulumi/pulumi";
 import * as postgresql from "@pulumi/postgresql";
 import type { Target } from "../config/schema";
@@ -265,6 +266,9 @@ export class Warehouse extends pulumi.ComponentResource {
         const password = new GeneratedPassword(`${name}-admin-password`, {}, parent);
         const image = new docker.RemoteImage(`${name}-image`, { name: `postgres:${args.engineVersion}`, keepLocally: true }, parent);
         const volume = new docker.Volume(`${name}-data`, { name: `${args.physicalName}-pgdata` }, { parent: this, protect });
+        // A new major never meets the old major's files: the change stops here, before the container goes (components/dataMajor.ts).
+        const major = Number(args.engineVersion.split(".")[0]);
+        const dataMajor = new DataMajor(`${name}-data-major`, { major, container: `${args.physicalName}-warehouse`, volume: `${args.physicalName}-pgdata` }, parent);
         const container = new docker.Container(
             `${name}-container`,
             {
@@ -277,7 +281,7 @@ export class Warehouse extends pulumi.ComponentResource {
                 healthcheck: { tests: ["CMD-SHELL", "pg_isready -U postgres"], interval: "2s", timeout: "2s", retries: 30 },
                 wait: true,
             },
-            { parent: this, protect },
+            { parent: this, protect, dependsOn: [dataMajor] },
         );
         const port = container.ports.apply((p) => p?.[0]?.external ?? args.docker?.hostPort ?? 5432);
         return { host: pulumi.output("localhost"), port, user: pulumi.output("postgres"), password: password.value, sslMode: "disable", storage: volume };

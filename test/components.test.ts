@@ -30,6 +30,24 @@ describe("Warehouse", () => {
         expect(named(recorded, "wh-docker-provider").inputs).toMatchObject({ host: "localhost", port: "55432", username: "postgres", sslmode: "disable", superuser: "true" });
     });
 
+    it("GIVEN the docker target WHEN created THEN the volume's major is recorded, and a pin of another major is refused with the upgrade's steps before the container goes", async () => {
+        new Warehouse("wh-docker", { ...base, engineVersion: "17.2", target: "docker", physicalName: "br-x-1234", docker: {} });
+        await settle();
+        expect(named(recorded, "wh-docker-data-major").inputs).toMatchObject({ major: 17, container: "br-x-1234-warehouse", volume: "br-x-1234-pgdata" });
+        const { dataMajorProvider } = await import("../components/dataMajor");
+        const was = { major: 16, container: "br-x-1234-warehouse", volume: "br-x-1234-pgdata" };
+        // A minor bump (16.4 to 16.8) is the same major: nothing to do, the image is replaced as before.
+        expect((await dataMajorProvider.diff!("v", was, { ...was })).changes).toBe(false);
+        // WHEN the major changes THEN the update (which runs before the container's, its dependent) refuses.
+        const now = { ...was, major: 17 };
+        expect((await dataMajorProvider.diff!("v", was, now)).changes).toBe(true);
+        await expect(dataMajorProvider.update!("v", was, now)).rejects.toThrow(
+            "dataops:warehouse.engineVersion: the docker volume br-x-1234-pgdata holds PostgreSQL 16 data, which a 17 server cannot open; nothing was changed (the 16 container still runs). To upgrade: 1) dump it: docker exec br-x-1234-warehouse pg_dumpall -U postgres > warehouse-16.sql;",
+        );
+        // A new volume (another environment's name) starts empty: any major may initialise it.
+        await expect(dataMajorProvider.update!("v", was, { ...now, volume: "br-y-5678-pgdata" })).resolves.toMatchObject({ outs: { major: 17 } });
+    });
+
     it("GIVEN the server target WHEN created THEN it only configures a provider for the existing server", async () => {
         const w = new Warehouse("wh-server", { ...base, target: "server", physicalName: "dev", server: { host: "db.internal", port: 5433, adminUser: "admin", adminPassword: "pw", sslMode: "require" } });
         expect(await promiseOf(w.host)).toBe("db.internal");

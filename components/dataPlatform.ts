@@ -10,7 +10,7 @@ import { EnvironmentDatabase } from "./database";
 import { GrantQueue } from "./grantQueue";
 import { LoaderConnector } from "./loaderConnector";
 import type { Catalog, CopySpec, Provenance } from "./catalog";
-import { providerObjects, type SqlEngine, sqlObjects } from "./pg";
+import { providerObjects, type ProviderObjects, type SqlEngine, sqlObjects } from "./pg";
 import { CatalogObjects } from "./sql";
 import { Warehouse } from "./warehouse";
 
@@ -128,7 +128,7 @@ export class DataPlatform extends pulumi.ComponentResource {
 
         const admin = this.warehouse.admin;
         const pg = this.warehouse.provider
-            ? providerObjects(this.warehouse.provider, admin)
+            ? providerObjects(this.warehouse.provider, admin, { name: `${name}-server-version`, engineVersion: w.engineVersion, opts: parent })
             : // Every object inside the warehouse, as one resource; protected with production's database.
               sqlObjects(`${name}-catalog`, admin, { parent: this, protect: w.protection.protect }, w.engineVersion);
         const grants = new GrantQueue();
@@ -197,8 +197,8 @@ export class DataPlatform extends pulumi.ComponentResource {
 
         pg.finish();
         if (pg instanceof CatalogObjects) this.catalog = pg.catalog;
-        // What the server really runs (the sql engine reads it, after checking it against the pin).
-        const serverVersion: pulumi.Output<string | null> = pg instanceof CatalogObjects ? pg.resource.serverVersion : pulumi.output(null);
+        // What the server really runs (both engines read it, after checking it against the pin).
+        const serverVersion: pulumi.Output<string | null> = pg instanceof CatalogObjects ? pg.resource.serverVersion : "serverVersion" in pg ? (pg as ProviderObjects).serverVersion : pulumi.output(null);
         const copied: pulumi.Output<Provenance | null> = pg instanceof CatalogObjects ? pg.resource.copied.apply((p) => p ?? null) : pulumi.output(null);
 
         this.summary = pulumi.all([this.warehouse.host, this.warehouse.port, this.warehouse.sslMode, serverVersion, copied]).apply(([host, port, sslMode, running, data]) => {

@@ -5,6 +5,7 @@
 import type * as pulumi from "@pulumi/pulumi";
 import * as postgresql from "@pulumi/postgresql";
 import { type AdminConnection, DatabaseComment } from "./generated";
+import { ServerVersion } from "./serverVersion";
 import { CatalogObjects } from "./sql";
 
 import type { SqlEngine } from "../config/sqlEngine";
@@ -26,16 +27,30 @@ export interface PgObjects {
     finish(): void;
 }
 
-export function providerObjects(provider: postgresql.Provider, admin: pulumi.Input<AdminConnection>): PgObjects {
-    const o = (opts: pulumi.CustomResourceOptions) => ({ ...opts, provider });
+export interface ProviderObjects extends PgObjects {
+    /** The server's real version, checked against the pin before any object changes. */
+    readonly serverVersion: pulumi.Output<string>;
+}
+
+/**
+ * The `provider` engine. Every object depends on one ServerVersion check, so a server that does
+ * not run the pinned version is refused before any of them changes (as the `sql` engine does).
+ */
+export function providerObjects(provider: postgresql.Provider, admin: pulumi.Input<AdminConnection>, check: { name: string; engineVersion: string; opts: pulumi.CustomResourceOptions }): ProviderObjects {
+    const version = new ServerVersion(check.name, { connection: admin, engineVersion: check.engineVersion }, check.opts);
+    const o = (opts: pulumi.CustomResourceOptions) => {
+        const deps = opts.dependsOn === undefined ? [] : Array.isArray(opts.dependsOn) ? opts.dependsOn : [opts.dependsOn as pulumi.Input<pulumi.Resource>];
+        return { ...opts, provider, dependsOn: [...deps, version] };
+    };
     return {
         engine: "provider",
+        serverVersion: version.serverVersion,
         role: (n, a, opts) => new postgresql.Role(n, a, o(opts)),
         database: (n, a, opts) => new postgresql.Database(n, a, o(opts)),
         schema: (n, a, opts) => new postgresql.Schema(n, a, o(opts)),
         grant: (n, a, opts) => new postgresql.Grant(n, a, o(opts)),
         defaultPrivileges: (n, a, opts) => new postgresql.DefaultPrivileges(n, a, o(opts)),
-        comment: (n, a, opts) => new DatabaseComment(n, { ...a, connection: admin }, opts),
+        comment: (n, a, opts) => new DatabaseComment(n, { ...a, connection: admin }, { ...opts, dependsOn: [version] }),
         finish: () => undefined,
     };
 }

@@ -10,6 +10,9 @@ import { dirname, join, resolve } from "node:path";
 import { Client } from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { EMBEDDED_VERSIONS, embeddedDataDir, embeddedPort, type EmbeddedServer, ensureEmbeddedServer, stopEmbeddedServer } from "../../local/embedded";
+import { LocalWorkspace } from "@pulumi/pulumi/automation";
+import { ServerVersion } from "../../components/serverVersion";
+import { localContext } from "../../local/workspace";
 import { stackNameForBranch } from "../../naming";
 
 const root = resolve(__dirname, "..", "..");
@@ -141,6 +144,27 @@ describe("a branch that pins another major runs it, beside main", () => {
         const again = dataops(copy, "up", "--embedded", "--branch", AHEAD);
         expect(again.code, again.text).toBe(0);
         expect(again.text).not.toContain("installing");
+    });
+
+    it("GIVEN the provider engine's version check WHEN its stack pins a version the server does not run THEN the update fails naming the key; when honoured it reads the server's version", async () => {
+        // The provider engine itself needs the postgresql plugin (not installed here); its check is a dynamic resource and runs anywhere.
+        const ctx = await localContext(root, () => undefined);
+        const workDir = join(dirname(copy), "inline");
+        mkdirSync(workDir, { recursive: true });
+        const connection = { host: server16.host, port: server16.port, user: server16.user, password: server16.password, sslMode: "disable" };
+        const program = (pin: string) => async () => ({ serverVersion: new ServerVersion("warehouse-server-version", { connection, engineVersion: pin }).serverVersion });
+        const stack = await LocalWorkspace.createOrSelectStack({ stackName: "e2e-server-version", projectName: "dataops", program: program("16.4") }, { workDir, pulumiCommand: ctx.pulumi, envVars: ctx.envVars });
+        try {
+            const ok = await stack.up({ color: "never" });
+            expect(ok.outputs.serverVersion.value).toMatch(/^16\.\d+$/);
+            stack.workspace.program = program("17.2");
+            await expect(stack.up({ color: "never" })).rejects.toThrow(
+                new RegExp(`dataops:warehouse\\.engineVersion pins PostgreSQL 17\\.2, but the server at localhost:${embeddedPort(16)} runs 16\\.\\d+ \\(major 16, not 17\\)`),
+            );
+        } finally {
+            await stack.destroy({ color: "never" });
+            await stack.workspace.removeStack("e2e-server-version");
+        }
     });
 
     it("GIVEN both environments WHEN destroyed THEN neither server holds anything of theirs, and down stops the 17 server", async () => {

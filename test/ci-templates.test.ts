@@ -1,16 +1,18 @@
 // The CI templates (GitLab: .gitlab-ci.yml + ci/gitlab/; GitHub: .github/workflows/dataops-*.yml):
 // which jobs run in which pipelines, the branch environment's lifecycle, production gating, no
-// inline secrets, the GitLab note poster against a fake API, and actionlint on the workflows.
+// inline secrets, the GitLab note poster against a fake API, and actionlint on the workflows
+// (test/e2e/gitlab-ci.test.ts runs the GitLab pipeline itself through gitlab-ci-local).
 import { spawn, spawnSync } from "node:child_process";
-import { accessSync, constants, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
-import { homedir, tmpdir } from "node:os";
-import { delimiter, join } from "node:path";
+import { tmpdir } from "node:os";
+import { join, resolve } from "node:path";
 import { describe, expect, it } from "vitest";
 import { parse } from "yaml";
 import { dataopsConfigSchema } from "../config/schema";
 import { readStackFile } from "../config/stackFiles";
+import { ensureActionlint } from "./support/ciTools";
 
 const GITLAB_ROOT = ".gitlab-ci.yml";
 const GITLAB_TEMPLATE = "ci/gitlab/dataops.gitlab-ci.yml";
@@ -18,11 +20,6 @@ const POST_SUMMARY = "ci/gitlab/post-summary.sh";
 const GH_REVIEW = ".github/workflows/dataops-review.yml";
 const GH_MAIN = ".github/workflows/dataops-main.yml";
 const AUDIT_GUARD = "grep -Eq '^  audit( |$)'";
-
-// actionlint, pinned. The Go module proxy reachable here serves it (checked with
-// `go list -m -json github.com/rhysd/actionlint@v1.7.12`); it needs Go >= 1.25 to build.
-const ACTIONLINT_VERSION = "v1.7.12";
-const ACTIONLINT_MODULE = "github.com/rhysd/actionlint/cmd/actionlint";
 
 // ---------- typed access to parsed YAML ----------
 
@@ -261,51 +258,6 @@ function needsOf(job: Mapping, what: string): string[] {
     return strings(job.needs, `${what}.needs`);
 }
 
-// ---------- actionlint: on PATH, in our cache, or built from the Go module proxy ----------
-
-function onPath(command: string): string | undefined {
-    for (const dir of (process.env.PATH ?? "").split(delimiter)) {
-        if (!dir) continue;
-        const candidate = join(dir, command);
-        try {
-            accessSync(candidate, constants.X_OK);
-            return candidate;
-        } catch {
-            // not here
-        }
-    }
-    return undefined;
-}
-
-function versionOf(bin: string): string {
-    const r = spawnSync(bin, ["-version"], { encoding: "utf8" });
-    return r.status === 0 ? (r.stdout.split("\n")[0] ?? "").trim() : "";
-}
-
-function obtainActionlint(): { bin: string; how: string } {
-    const fromPath = onPath("actionlint");
-    if (fromPath) return { bin: fromPath, how: `on PATH (${versionOf(fromPath) || "version unknown"})` };
-    const cacheDir = join(process.env.XDG_CACHE_HOME || join(homedir(), ".cache"), "dataops", "bin");
-    const cached = join(cacheDir, "actionlint");
-    if (versionOf(cached) === ACTIONLINT_VERSION) return { bin: cached, how: `cached ${ACTIONLINT_VERSION} in ${cacheDir}` };
-    mkdirSync(cacheDir, { recursive: true });
-    const started = Date.now();
-    const r = spawnSync("go", ["install", `${ACTIONLINT_MODULE}@${ACTIONLINT_VERSION}`], {
-        env: { ...process.env, GOBIN: cacheDir },
-        encoding: "utf8",
-        timeout: 9 * 60_000,
-    });
-    const tail = `${r.stdout ?? ""}${r.stderr ?? ""}`.trim().split("\n").slice(-15).join("\n");
-    if (r.error) {
-        const reason = (r.error as NodeJS.ErrnoException).code === "ENOENT" ? "`go` is not installed" : r.error.message;
-        throw new Error(`actionlint is not on PATH and cannot be built: ${reason}. Install actionlint ${ACTIONLINT_VERSION} on PATH, or Go >= 1.25 so this test can run \`go install ${ACTIONLINT_MODULE}@${ACTIONLINT_VERSION}\`.`);
-    }
-    if (r.status !== 0) throw new Error(`actionlint is not on PATH and \`go install ${ACTIONLINT_MODULE}@${ACTIONLINT_VERSION}\` failed (exit ${r.status}):\n${tail}`);
-    const built = versionOf(cached);
-    if (built !== ACTIONLINT_VERSION) throw new Error(`go install succeeded but ${cached} -version says ${JSON.stringify(built)}, expected ${ACTIONLINT_VERSION}`);
-    return { bin: cached, how: `built ${ACTIONLINT_VERSION} into ${cacheDir} in ${Math.round((Date.now() - started) / 1000)}s` };
-}
-
 // ---------- the GitLab note poster against a fake GitLab API ----------
 
 interface SeenRequest {
@@ -508,6 +460,19 @@ describe("GitLab template", () => {
         }
     });
 
+    it("GIVEN the test job WHEN read THEN it gets what node:20-bookworm lacks for the tests' tools before npm test, and caches those tools", () => {
+        const job = gitlabPipeline().jobs.get("test");
+        if (!job) throw new Error("test is missing");
+        const script = scriptOf(job, "test");
+        // python3's venv (the Go wheel and dbt install into venvs) and rsync (gitlab-ci-local), when missing.
+        expect(script).toContain("python3 -c 'import ensurepip' 2>/dev/null || missing=\"$missing python3-venv\"");
+        expect(script).toContain("command -v rsync >/dev/null 2>&1 || missing=\"$missing rsync\"");
+        expect(script.indexOf("apt-get install")).toBeLessThan(script.indexOf("npm test"));
+        const caches = list(job.cache, "test.cache").map((c, i) => mapping(c, `test.cache[${i}]`));
+        expect(caches.map((c) => c.paths)).toEqual([[".npm/"], [".cache/pulumi/"], [".dataops/tools/"]]);
+        expect(mapping(caches[2].key, "test.cache[2].key").files).toEqual(["tools/ci.json", "tools/python.json"]);
+    });
+
     it("GIVEN the audit job WHEN read THEN it runs `dataops audit` only once the CLI lists it", () => {
         const job = gitlabPipeline().jobs.get("audit");
         if (!job) throw new Error("audit is missing");
@@ -654,10 +619,19 @@ describe("GitHub workflows", () => {
         }
     });
 
+    it("GIVEN the test jobs of both workflows WHEN read THEN they cache the tests' tools, keyed on their pins", () => {
+        for (const file of [GH_REVIEW, GH_MAIN]) {
+            const test = ghJob(workflow(file), "test");
+            const cache = uses(test, `${file} test`).find((s) => mapping(s.with ?? {}, "with").path === ".dataops/tools");
+            expect({ file, key: mapping(cache?.with, `${file} test cache.with`).key }).toEqual({ file, key: "dataops-tools-${{ runner.os }}-${{ hashFiles('tools/ci.json', 'tools/python.json') }}" });
+        }
+    });
+
     it(
         "GIVEN .github/workflows/*.yml WHEN checked with actionlint THEN it reports nothing",
-        () => {
-            const { bin, how } = obtainActionlint();
+        async () => {
+            // Pinned in tools/ci.json, built on first use with the Go wheel from PyPI (no Go needed).
+            const { bin, how } = await ensureActionlint(resolve(__dirname, ".."), (l) => process.stderr.write(`${l}\n`));
             process.stderr.write(`actionlint: ${how}\n`);
             const files = readdirSync(".github/workflows")
                 .filter((f) => /\.ya?ml$/.test(f))

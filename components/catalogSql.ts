@@ -321,8 +321,8 @@ export async function databaseExists(conn: AdminConnection, name: string): Promi
 }
 
 /** The server's version, checked against the pin before anything changes; returns it as MAJOR.MINOR. */
-export async function checkServerVersion(conn: AdminConnection, pinned: string | undefined): Promise<string> {
-    const num = await withClient(conn, "postgres", async (c) => (await c.query<{ server_version_num: string }>("SHOW server_version_num")).rows[0].server_version_num);
+export async function checkServerVersion(conn: AdminConnection, pinned: string | undefined, opts: { readonly connectTimeoutMs?: number } = {}): Promise<string> {
+    const num = await withClient(conn, "postgres", async (c) => (await c.query<{ server_version_num: string }>("SHOW server_version_num")).rows[0].server_version_num, opts);
     const running = parseVersion(num);
     const problem = pinned ? versionMismatch(pinned, running, `the server at ${conn.host}:${conn.port}`) : undefined;
     if (problem) throw new VersionMismatch(problem);

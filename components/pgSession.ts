@@ -5,7 +5,8 @@ import type { AdminConnection } from "./generated";
 
 export type Query = Pick<Client, "query" | "escapeIdentifier" | "escapeLiteral">;
 
-export async function withClient<T>(c: AdminConnection, database: string, fn: (client: Client) => Promise<T>): Promise<T> {
+/** `connectTimeoutMs`: give up connecting (and logging in) after this long; @default no limit but the OS's */
+export async function withClient<T>(c: AdminConnection, database: string, fn: (client: Client) => Promise<T>, opts: { readonly connectTimeoutMs?: number } = {}): Promise<T> {
     const client = new Client({
         host: c.host,
         port: c.port,
@@ -13,6 +14,7 @@ export async function withClient<T>(c: AdminConnection, database: string, fn: (c
         password: c.password,
         database,
         ssl: c.sslMode === "disable" || c.sslMode === "prefer" ? false : { rejectUnauthorized: c.sslMode.startsWith("verify") },
+        connectionTimeoutMillis: opts.connectTimeoutMs ?? 0,
     });
     // A terminated session also surfaces as an 'error' event; the failed query already reports it.
     client.on("error", () => undefined);

@@ -71,6 +71,9 @@ export interface UpOutcome {
     readonly recovered: boolean;
 }
 
+/** How long `up` waits for the branch server to answer before it refuses to start (ms). */
+export const PREFLIGHT_CONNECT_TIMEOUT_MS = 15_000;
+
 export function productionConfig(root: string): DataopsConfig {
     return parseConfig(readStackFile(join(root, `Pulumi.${PRODUCTION_STACK}.yaml`)).values, `Pulumi.${PRODUCTION_STACK}.yaml`);
 }
@@ -163,7 +166,9 @@ export async function upBranch(ctx: LocalContext, opts: UpOptions): Promise<UpOu
     // The versioned warehouse: a server that does not run the pinned version is refused before anything changes.
     if (admin) {
         const pin = productionConfig(ctx.root).warehouse.engineVersion;
-        await checkServerVersion(admin, pin).catch((e: unknown) => {
+        // Also the reachability check: a target that does not answer (a firewall dropping packets)
+        // fails here within seconds, named by lifecycle/failure.ts, not after minutes of TCP retries.
+        await checkServerVersion(admin, pin, { connectTimeoutMs: PREFLIGHT_CONNECT_TIMEOUT_MS }).catch((e: unknown) => {
             if (e instanceof VersionMismatch) throw new Refused(e.message);
             throw e;
         });

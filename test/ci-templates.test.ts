@@ -387,6 +387,9 @@ describe("GitLab template", () => {
         expect(script).toContain("npx dataops up --summary-file dataops-summary.md");
         // A note that cannot be posted warns; it never turns a good deploy into a failed one.
         expect(script).toContain(`sh ${POST_SUMMARY} dataops-summary.md || echo "WARNING - the summary could not be posted`);
+        // An environment starts empty (branches.data): the loaders' sample data goes in before dbt builds.
+        expect(script.indexOf("npx dataops up")).toBeLessThan(script.indexOf("npx dataops load"));
+        expect(script.indexOf("npx dataops load")).toBeLessThan(script.indexOf("sh ci/dbt-build.sh"));
         // The summary is posted before the job reports up's exit status.
         expect(script.indexOf(POST_SUMMARY)).toBeLessThan(script.indexOf('exit "$status"'));
     });
@@ -547,6 +550,10 @@ describe("GitHub workflows", () => {
         expect(up.concurrency).toEqual({ group: "dataops-${{ github.head_ref }}", "cancel-in-progress": false });
         expect(up.permissions).toEqual(expect.objectContaining({ "pull-requests": "write", contents: "read" }));
         expect(runs(up, "up")).toContain("npx dataops up --summary-file dataops-summary.md");
+        const upSteps = steps(up, "up");
+        const load = upSteps.findIndex((s) => typeof s.run === "string" && s.run.includes("npx dataops load"));
+        const dbt = upSteps.findIndex((s) => s.run === "sh ci/dbt-build.sh dataops-summary.md");
+        expect({ load: load >= 0, loadBeforeDbt: load < dbt, dbtNeedsLoad: upSteps[dbt]?.if }).toEqual({ load: true, loadBeforeDbt: true, dbtNeedsLoad: "steps.load.outcome == 'success'" });
         const sticky = uses(up, "up").find((s) => s.uses === "marocchino/sticky-pull-request-comment@v2");
         if (!sticky) throw new Error("up has no marocchino/sticky-pull-request-comment@v2 step");
         expect(sticky.with).toEqual({ header: "dataops", path: "dataops-summary.md" });

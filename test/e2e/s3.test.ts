@@ -19,7 +19,7 @@ import { type Moto, startMoto } from "./moto";
 const root = resolve(__dirname, "..", "..");
 const bin = join(root, "bin", "dataops.js");
 const BUCKET = "dataops-state";
-const B = { killed: "s3/killed", race: "s3/race", kept: "s3/kept", foreign: "s3/foreign" } as const;
+const B = { killed: "s3/killed", firstKilled: "s3/first-killed", race: "s3/race", foreign: "s3/foreign" } as const;
 let moto: Moto;
 let server: EmbeddedServer;
 let env: Record<string, string>;
@@ -137,6 +137,24 @@ describe("a CI job killed mid-update", () => {
         expect(await stackObjects(store, stack)).toEqual([]);
         expect((await keys("")).filter((k) => k.includes(stack))).toEqual([]);
         expect(existsSync(join(root, `Pulumi.${stack}.yaml`))).toBe(false);
+    });
+});
+
+describe("a merge request closed while its first up was killed", () => {
+    it("GIVEN a first up SIGKILLed before it recorded any output WHEN destroy runs from a fresh checkout THEN one destroy removes the environment, finding its server as up does", async () => {
+        const stack = stackNameForBranch(B.firstKilled);
+        const run = start(["up", "--embedded", "--branch", B.firstKilled]);
+        await waitFor(run.output, /SqlCatalog \S+ creating/, 1, "the catalog being created");
+        process.kill(-run.child.pid!, "SIGKILL");
+        await run.exited;
+        expect(await keys(lockDir(stack))).toHaveLength(1);
+
+        freshCheckout(B.firstKilled);
+        const down = await dataops(["destroy", "--branch", B.firstKilled, "--yes"]);
+        expect(down.code, down.text.slice(-3000)).toBe(0);
+        expect(down.text).toContain(`${stack}: destroyed and removed`);
+        expect(await leftovers(B.firstKilled)).toEqual([]);
+        expect(await stackObjects(store, stack)).toEqual([]);
     });
 });
 

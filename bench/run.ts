@@ -254,6 +254,20 @@ async function s3Environments(): Promise<void> {
         });
         figures.push(figure(`dataops ls with ${n} environments in an S3 bucket (moto on loopback; generated state objects)`, r.ls));
         figures.push(figure(`dataops prune --dry-run with ${n} environments in an S3 bucket`, r.prune));
+        // What listing cost before: the engine's stack list, then one engine call per stack for its tags, 4 at a time.
+        const ws = await LocalWorkspace.create({ workDir: root, pulumiCommand: ctx.pulumi, envVars: { ...ctx.envVars, ...env } });
+        const engine = await repeat(`s3 engine listing with ${n}`, async () => {
+            const t0 = performance.now();
+            const stacks = await ws.listStacks();
+            let next = 0;
+            const worker = async () => {
+                for (let i = next++; i < stacks.length; i = next++) await ws.listTags(stacks[i].name);
+            };
+            await Promise.all(Array.from({ length: 4 }, worker));
+            if (stacks.length !== n) throw new Error(`the engine listed ${stacks.length} stacks, not ${n}`);
+            return { list: performance.now() - t0 };
+        });
+        figures.push(figure(`the same ${n} environments' tags through the engine (stack ls, then a tag ls per stack, 4 at a time)`, engine.list));
     } finally {
         await moto.stop();
     }

@@ -22,7 +22,7 @@ import { type EnvironmentOutputs, shellQuote } from "./connection";
 import { type StackInfo, TAG, upTags } from "./policy";
 import { provenanceText } from "./summary";
 import { type ServerAdmin, sweep } from "./sweep";
-import { holdLease, type Lease, waitForLocks } from "./locks";
+import { holdLease, type Lease, processGone, waitForLocks } from "./locks";
 import { purgeStack } from "./purge";
 import { listStore } from "./bucketList";
 
@@ -393,7 +393,8 @@ async function withLockWait<T>(
             if (ctx.store) {
                 await lease?.setPhase("waiting");
                 try {
-                    const released = await waitForLocks({ store: ctx.store, stack: name, ownLease: lease?.key, periodSeconds: ctx.leaseSeconds ?? 60, deadline, timeoutSeconds, log, signal });
+                    const samePidSpace = (ctx.envVars.PULUMI_BACKEND_URL ?? "").startsWith("file://");
+                    const released = await waitForLocks({ store: ctx.store, stack: name, ownLease: lease?.key, periodSeconds: ctx.leaseSeconds ?? 60, deadline, timeoutSeconds, log, signal, samePidSpace });
                     if (released > 0) onStaleLock?.();
                     // The lock was gone when looked at (released meanwhile): try again, but not for ever.
                     else if (Date.now() >= deadline) throw new Error(`${name} is locked by another update and did not become free within ${timeoutSeconds}s; try again later or raise --lock-timeout`);
@@ -424,12 +425,8 @@ async function clearStaleLock(ctx: LocalContext, name: string, log: (line: strin
     for (const file of locks) {
         const lock = JSON.parse(readFileSync(join(dir, file), "utf8")) as { pid?: number; hostname?: string };
         if (lock.hostname !== hostname() || lock.pid === undefined) return false;
-        try {
-            process.kill(lock.pid, 0);
-            return false; // alive: a real concurrent update
-        } catch {
-            log(`dataops: ${name} was locked by process ${lock.pid}, which is gone; releasing its lock`);
-        }
+        if (!processGone(lock.pid)) return false; // alive: a real concurrent update
+        log(`dataops: ${name} was locked by process ${lock.pid}, which is gone; releasing its lock`);
     }
     // `pulumi cancel` on a file backend deletes the lock.
     await (await selectStack(ctx, name)).cancel();

@@ -22,6 +22,7 @@
 // object watched is deleted (by its key, never `pulumi cancel`, which deletes every lock of the
 // stack, a live newcomer's included). A lock that no lease explains (someone ran `pulumi up`
 // by hand) is never released: the waiter names its holder and waits.
+import { readFileSync } from "node:fs";
 import { hostname } from "node:os";
 import { randomUUID } from "node:crypto";
 import type { StateStore } from "../local/stateStore";
@@ -172,6 +173,24 @@ export async function holdLease(store: StateStore, stack: string, periodSeconds:
     };
 }
 
+/**
+ * Whether a process of this machine is gone. A killed engine whose parent died too is a zombie
+ * until init reaps it, which can take a while: it answers signal 0, but it holds nothing.
+ */
+export function processGone(pid: number): boolean {
+    try {
+        process.kill(pid, 0);
+    } catch (e) {
+        return (e as NodeJS.ErrnoException).code === "ESRCH";
+    }
+    try {
+        const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+        return stat.slice(stat.lastIndexOf(")") + 2).startsWith("Z");
+    } catch {
+        return false; // no /proc: alive, as signal 0 said
+    }
+}
+
 export interface WaitOptions {
     readonly store: StateStore;
     readonly stack: string;
@@ -182,6 +201,11 @@ export interface WaitOptions {
     readonly log: (line: string) => void;
     readonly signal?: AbortSignal;
     readonly pollMs?: number;
+    /**
+     * Also release at once a lock of this host whose process is gone (pid and host decide only
+     * where every process that can lock shares this machine's processes: a local file backend).
+     */
+    readonly samePidSpace?: boolean;
 }
 
 async function readAll<T>(store: StateStore, prefix: string, parse: (t: string | undefined) => T | undefined, skip?: string): Promise<Map<string, T | undefined>> {
@@ -207,6 +231,14 @@ export async function waitForLocks(o: WaitOptions): Promise<number> {
     for (;;) {
         const locks = await readAll(o.store, lockDir(o.stack), parseLock);
         if (locks.size === 0) return 0;
+        if (o.samePidSpace) {
+            const gone = [...locks].filter(([, l]) => l?.hostname === hostname() && typeof l.pid === "number" && processGone(l.pid)).map(([k]) => k);
+            for (const k of gone) o.log(`dataops: ${o.stack} was locked by process ${locks.get(k)!.pid}, which is gone; releasing its lock`);
+            if (gone.length > 0) {
+                await o.store.remove(gone);
+                return gone.length;
+            }
+        }
         const leases = await readAll(o.store, leaseDir(o.stack), parseLease, o.ownLease);
         const now = performance.now();
         const stale = watch.observe(now, locks, leases);

@@ -1,10 +1,11 @@
 // The lease rule that releases a dead run's stack lock (lifecycle/locks.ts), poll by poll on a
 // given clock, and the lease a run holds, on a real file store.
+import { spawn, spawnSync } from "node:child_process";
 import { mkdtempSync } from "node:fs";
 import { hostname, tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
-import { explains, holdLease, leaseDir, leaseSeconds, type LeaseContent, lockDir, type LockContent, LockWatch, parseLease, waitForLocks } from "../lifecycle/locks";
+import { explains, holdLease, processGone, leaseDir, leaseSeconds, type LeaseContent, lockDir, type LockContent, LockWatch, parseLease, waitForLocks } from "../lifecycle/locks";
 import { fileStore } from "../local/stateStore";
 
 const PERIOD = 60_000;
@@ -116,5 +117,30 @@ describe("a run's lease and a waiter, on a real store", () => {
         );
         expect(told[0]).toContain("not by a dataops run; waiting up to 1s. If that process is gone, release it with: pulumi cancel --stack br-y --yes");
         expect((await store.list(lockDir("br-y"))).map((o) => o.key)).toEqual([`${lockDir("br-y")}by-hand.json`]);
+    });
+});
+
+describe("a process of this machine that is gone", () => {
+    it("GIVEN this process, a finished one and a zombie nobody reaps THEN only this one is alive", async () => {
+        expect(processGone(process.pid)).toBe(false);
+        const done = spawnSync("true");
+        expect(processGone(done.pid!)).toBe(true);
+        // `sleep 0` ends at once; its parent then runs `sleep 5`, which never reaps it: a zombie, as a
+        // SIGKILLed engine is until init reaps it.
+        const parent = spawn("sh", ["-c", "sleep 0 & echo $!; exec sleep 5"], { stdio: ["ignore", "pipe", "ignore"] });
+        const zombie = Number(await new Promise<string>((r) => parent.stdout!.once("data", (b: Buffer) => r(b.toString().trim()))));
+        await new Promise((r) => setTimeout(r, 300));
+        expect(processGone(zombie)).toBe(true);
+        parent.kill();
+    });
+
+    it("GIVEN a file backend's lock of this host whose process is gone WHEN a waiter waits THEN it is released at once, without a lease period", async () => {
+        const store = fileStore(mkdtempSync(join(tmpdir(), "dataops-pid-")));
+        const dead = spawnSync("true").pid!;
+        await store.write(`${lockDir("br-z")}engine.json`, JSON.stringify({ pid: dead, username: "me", hostname: hostname(), timestamp: new Date().toISOString() }));
+        const lines: string[] = [];
+        expect(await waitForLocks({ store, stack: "br-z", periodSeconds: 3600, deadline: Date.now() + 5000, timeoutSeconds: 5, log: (l) => lines.push(l), samePidSpace: true })).toBe(1);
+        expect(lines).toEqual([`dataops: br-z was locked by process ${dead}, which is gone; releasing its lock`]);
+        expect(await store.list(lockDir("br-z"))).toEqual([]);
     });
 });

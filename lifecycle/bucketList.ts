@@ -4,7 +4,7 @@
 // `<stack>.pulumi-tags` objects (and, for `ls`, the checkpoints, for the last update and the
 // resource count) read a few at a time. Read only; anything unexpected returns undefined and
 // the caller asks the engine instead, which names what it cannot read.
-import type { StateStore } from "../local/stateStore";
+import type { StateStore, StoredObject } from "../local/stateStore";
 import { PROJECT } from "./locks";
 import type { StackInfo } from "./policy";
 
@@ -13,9 +13,30 @@ const CHECKPOINT = /^([A-Za-z0-9_.-]+)\.json$/;
 /** Parallel reads at a time: enough to hide a round trip, few enough for any bucket's rate limits. */
 const READERS = 16;
 
+/**
+ * The project's stack objects, or undefined when the backend also holds stacks in the legacy
+ * layout (`.pulumi/stacks/<stack>.json`, from before project-scoped stacks), which the engine
+ * still lists: those are left to it.
+ */
+async function projectObjects(store: StateStore): Promise<StoredObject[] | undefined> {
+    const all = await store.list(".pulumi/stacks/");
+    if (all.some((x) => !x.key.slice(".pulumi/stacks/".length).includes("/"))) return undefined;
+    return all.filter((x) => x.key.startsWith(`.pulumi/stacks/${PROJECT}/`));
+}
+
+/** Whether the stack exists, read from the bucket; undefined when only the engine can say (legacy layout, compressed state). */
+export async function stackExists(store: StateStore, name: string): Promise<boolean | undefined> {
+    const objects = await projectObjects(store);
+    if (!objects) return undefined;
+    const dir = `.pulumi/stacks/${PROJECT}/${name}.json`;
+    if (objects.some((x) => x.key === `${dir}.gz` || x.key === `${dir}.zst`)) return undefined;
+    return objects.some((x) => x.key === dir);
+}
+
 export async function listStore(store: StateStore, o: { details: boolean }): Promise<StackInfo[] | undefined> {
     const dir = `.pulumi/stacks/${PROJECT}/`;
-    const objects = await store.list(dir);
+    const objects = await projectObjects(store);
+    if (!objects) return undefined;
     const keys = new Set(objects.map((x) => x.key));
     const names: string[] = [];
     for (const x of objects) {

@@ -24,7 +24,7 @@ import { provenanceText } from "./summary";
 import { type ServerAdmin, sweep } from "./sweep";
 import { holdLease, type Lease, processGone, waitForLocks } from "./locks";
 import { purgeStack } from "./purge";
-import { listStore } from "./bucketList";
+import { listStore, stackExists } from "./bucketList";
 
 export class Refused extends Error {}
 
@@ -448,9 +448,7 @@ export async function destroyStack(ctx: LocalContext, name: string, log: (line: 
     const checkpoint = checkpointFile(ctx.envVars.PULUMI_BACKEND_URL ?? "", name);
     const exists = checkpoint
         ? existsSync(checkpoint)
-        : ctx.store
-          ? (await ctx.store.list(`.pulumi/stacks/${PROJECT}/${name}.json`)).some((o) => /\.json(\.gz|\.zst)?$/.test(o.key) && o.key.startsWith(`.pulumi/stacks/${PROJECT}/${name}.json`))
-          : (await withStateRepair(ctx, log, () => ws.listStacks())).some((s) => s.name === name);
+        : ((ctx.store ? await stackExists(ctx.store, name) : undefined) ?? (await withStateRepair(ctx, log, () => ws.listStacks())).some((s) => s.name === name));
     if (!exists) {
         // A destroy killed after the stack was removed left its backups and leases: finish that.
         await removeWhatWasKept(ctx, name, log);

@@ -4,7 +4,7 @@ import { existsSync, mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
-import { listStore } from "../lifecycle/bucketList";
+import { listStore, stackExists } from "../lifecycle/bucketList";
 import { belongsTo, purgeStack, stackObjects } from "../lifecycle/purge";
 import { s3Settings } from "../local/s3Store";
 import { fileStore, type StateStore } from "../local/stateStore";
@@ -79,6 +79,18 @@ describe("every stack's tags in one pass", () => {
         const gz = await backend([]);
         await gz.write(".pulumi/stacks/dataops/br-z.json.gz", "x");
         expect(await listStore(gz, { details: true })).toBeUndefined();
+        expect(await stackExists(gz, "br-z")).toBeUndefined();
+    });
+
+    it("GIVEN stacks of another project and a legacy stack beside them THEN the other project is ignored, and the legacy layout is left to the engine", async () => {
+        const store = await backend([{ name: "br-a", tags: { "dataops:kind": "branch" } }]);
+        await store.write(".pulumi/stacks/other-project/br-a.json", "{}");
+        expect((await listStore(store, { details: false }))?.map((s) => s.name)).toEqual(["br-a"]);
+        expect(await stackExists(store, "br-a")).toBe(true);
+        expect(await stackExists(store, "br-b")).toBe(false);
+        await store.write(".pulumi/stacks/old-stack.json", "{}");
+        expect(await listStore(store, { details: false })).toBeUndefined();
+        expect(await stackExists(store, "br-a")).toBeUndefined();
     });
 });
 

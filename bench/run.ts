@@ -217,6 +217,63 @@ async function manyEnvironments(): Promise<void> {
 }
 
 /**
+ * `ls` and `prune --dry-run` over 100 environments in an S3 bucket (moto's server on loopback,
+ * as in test/e2e/s3.test.ts): copies of one real environment's checkpoint and tags, written
+ * as the engine lays them out, read back by the CLI in one pass over the bucket.
+ */
+async function s3Environments(): Promise<void> {
+    const n = Number(process.env.BENCH_S3_ENVS ?? 100);
+    const { startMoto } = await import("../test/e2e/moto");
+    const { stateStore } = await import("../local/stateStore");
+    const moto = await startMoto(root, log);
+    try {
+        await moto.createBucket("bench-state");
+        const env = { ...moto.env, PULUMI_BACKEND_URL: `s3://bench-state?endpoint=${moto.endpoint}&s3ForcePathStyle=true`, PULUMI_CONFIG_PASSPHRASE: "bench" };
+        const store = stateStore(env.PULUMI_BACKEND_URL, env)!;
+        const b = "bench/s3-seed";
+        await cli(["up", "--embedded", "--branch", b]);
+        const seed = stackNameForBranch(b);
+        const from = join(ctx.envVars.PULUMI_BACKEND_URL!.slice("file://".length), ".pulumi", "stacks", "dataops");
+        const checkpoint = readFileSync(join(from, `${seed}.json`), "utf8");
+        const tags = JSON.parse(readFileSync(join(from, `${seed}.pulumi-tags`), "utf8")) as { version: number; tags: Record<string, string> };
+        await store.write(".pulumi/meta.yaml", readFileSync(join(from, "..", "..", "meta.yaml"), "utf8"));
+        for (let i = 0; i < n; i++) {
+            const name = stackNameForBranch(`bench/s3-${i}`);
+            await store.write(`.pulumi/stacks/dataops/${name}.json`, checkpoint.split(seed).join(name));
+            await store.write(`.pulumi/stacks/dataops/${name}.json.bak`, checkpoint.split(seed).join(name));
+            const expires = i % 3 === 0 ? "2020-01-01T00:00:00.000Z" : tags.tags["dataops:expires-at"];
+            await store.write(`.pulumi/stacks/dataops/${name}.pulumi-tags`, JSON.stringify({ version: 1, tags: { ...tags.tags, "dataops:branch": `bench/s3-${i}`, "dataops:expires-at": expires } }));
+        }
+        await cli(["destroy", "--branch", b, "--yes"]);
+        const r = await repeat(`s3 ls with ${n}`, async () => {
+            const ls = await run(process.execPath, [join(root, "bin", "dataops.js"), "ls", "--json"], { cwd: root, env: { ...process.env, CI: "", ...env } });
+            if ((JSON.parse(ls.stdout) as unknown[]).length !== n) throw new Error(`ls listed ${ls.stdout.length} bytes, not ${n} environments:\n${ls.stderr}`);
+            const prune = await run(process.execPath, [join(root, "bin", "dataops.js"), "prune", "--dry-run", "--json"], { cwd: root, env: { ...process.env, CI: "", ...env } });
+            if ((JSON.parse(prune.stdout) as unknown[]).length === 0) throw new Error(`prune --dry-run listed nothing:\n${prune.stderr}`);
+            return { ls: ls.ms, prune: prune.ms };
+        });
+        figures.push(figure(`dataops ls with ${n} environments in an S3 bucket (moto on loopback; generated state objects)`, r.ls));
+        figures.push(figure(`dataops prune --dry-run with ${n} environments in an S3 bucket`, r.prune));
+        // What listing cost before: the engine's stack list, then one engine call per stack for its tags, 4 at a time.
+        const ws = await LocalWorkspace.create({ workDir: root, pulumiCommand: ctx.pulumi, envVars: { ...ctx.envVars, ...env } });
+        const engine = await repeat(`s3 engine listing with ${n}`, async () => {
+            const t0 = performance.now();
+            const stacks = await ws.listStacks();
+            let next = 0;
+            const worker = async () => {
+                for (let i = next++; i < stacks.length; i = next++) await ws.listTags(stacks[i].name);
+            };
+            await Promise.all(Array.from({ length: 4 }, worker));
+            if (stacks.length !== n) throw new Error(`the engine listed ${stacks.length} stacks, not ${n}`);
+            return { list: performance.now() - t0 };
+        });
+        figures.push(figure(`the same ${n} environments' tags through the engine (stack ls, then a tag ls per stack, 4 at a time)`, engine.list));
+    } finally {
+        await moto.stop();
+    }
+}
+
+/**
  * The engine's own floor on this machine: an in-process program with one dynamic resource
  * that does nothing, created and destroyed through the Automation API, in a throwaway project.
  * Whatever the program does, an update cannot be faster than this.
@@ -271,6 +328,7 @@ async function main(): Promise<void> {
     if (want("growth")) await growth();
     if (want("envs")) await environments();
     if (want("ls")) await manyEnvironments();
+    if (want("s3ls")) await s3Environments();
     if (want("mocks")) mocks();
     writeReport(root, LABEL, RUNS, figures);
 }

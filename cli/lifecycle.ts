@@ -5,15 +5,15 @@ import { userInfo } from "node:os";
 import { join } from "node:path";
 import { createInterface } from "node:readline/promises";
 import { BRANCH_DATA, type BranchData, TARGETS, type Target } from "../config/schema";
-import { checkUp, destroyStack, type InlineProgram, listEnvironments, productionConfig, Refused, upBranch } from "../lifecycle/environments";
-import { findLeftovers, type ServerAdmin, sweep } from "../lifecycle/sweep";
+import { branchServers, checkUp, destroyStack, type InlineProgram, listEnvironments, productionConfig, Refused, upBranch } from "../lifecycle/environments";
+import { findLeftovers, sweep } from "../lifecycle/sweep";
 import { age, isBranchEnvironment, selectForPrune, TAG } from "../lifecycle/policy";
 import { shellQuote } from "../lifecycle/connection";
 import { adviceFor, Advised, type FailureContext, failureSummaryMarkdown } from "../lifecycle/failure";
 import { ConfigError } from "../config/errors";
 import type { ServerConnection } from "../config/schema";
 import { provenanceText, summaryMarkdown } from "../lifecycle/summary";
-import { EmbeddedRefused, embeddedMajorsCreated, ensureEmbeddedServer, localDir } from "../local/embedded";
+import { EmbeddedRefused, localDir } from "../local/embedded";
 import { EngineRefused, localContext, sqlEngineChoice } from "../local/workspace";
 import { environmentPrefix, PG_IDENTIFIER_MAX, stackNameForBranch } from "../naming";
 import { identifierRule, isIdentifier } from "../config/rules";
@@ -175,14 +175,7 @@ export async function destroy(root: string, branch: string, yes: boolean, io: Li
 }
 
 async function sweepLostEnvironment(root: string, name: string, io: LifecycleIo): Promise<boolean> {
-    const servers: ServerAdmin[] = [];
-    // Every embedded server this checkout made (one per major) may hold the environment.
-    for (const major of embeddedMajorsCreated(root)) {
-        const s = await ensureEmbeddedServer(root, io.err, major);
-        servers.push({ host: s.host, port: s.port, user: s.user, password: s.password, sslMode: "disable" });
-    }
-    const shared = productionConfig(root).branches.server;
-    if (shared && io.env.DATAOPS_SERVER_ADMIN_PASSWORD) servers.push({ host: shared.host, port: shared.port, user: shared.adminUser, password: io.env.DATAOPS_SERVER_ADMIN_PASSWORD, sslMode: shared.sslMode });
+    const servers = await branchServers(root, io.env, io.err);
     let any = false;
     for (const server of servers) {
         // A server that cannot be reached now (one an up never reached either) holds nothing this run could check.
@@ -218,7 +211,7 @@ export function liveBranches(o: { remote?: string; branchesFrom?: string }, cwd:
 export async function prune(root: string, o: { dryRun: boolean; remote?: string; branchesFrom?: string; json: boolean }, io: LifecycleIo): Promise<number> {
     const live = liveBranches(o, io.cwd); // read before anything is destroyed: a failure here changes nothing
     const ctx = await localContext(root, io.err, io.env as NodeJS.ProcessEnv);
-    const decisions = selectForPrune(await listEnvironments(ctx, io.err), io.now(), live);
+    const decisions = selectForPrune(await listEnvironments(ctx, io.err, { details: false }), io.now(), live);
     const results: Array<(typeof decisions)[number] & { done: boolean; error?: string }> = [];
     let failed = false;
     for (const d of decisions) {

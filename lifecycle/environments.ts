@@ -1,6 +1,6 @@
 // The branch lifecycle on the real engine (Automation API): up, destroy, list.
 import { join } from "node:path";
-import { spawnSync } from "node:child_process";
+import { execFile, spawnSync } from "node:child_process";
 import { existsSync, readFileSync } from "node:fs";
 import type { EngineEvent, PulumiFn, Stack } from "@pulumi/pulumi/automation";
 import type { Catalog } from "../components/catalog";
@@ -15,13 +15,16 @@ import { parseStackFile, readStackFile } from "../config/stackFiles";
 import type { BranchData, DataopsConfig, ServerConnection, Target } from "../config/schema";
 import { deriveBranchConfig, MirrorError } from "../config/mirror";
 import type { EnvironmentSummary } from "../components/dataPlatform";
-import { embeddedMajorAt, embeddedMajorFor, embeddedServer, ensureEmbeddedAt, ensureEmbeddedServer } from "../local/embedded";
+import { embeddedMajorAt, embeddedMajorFor, embeddedMajorsCreated, embeddedServer, ensureEmbeddedAt, ensureEmbeddedServer } from "../local/embedded";
 import { isUnreadableState, type LocalContext, repairLocalState, serverConfig, withStateRepair, workspace } from "../local/workspace";
 import { DEVELOPMENT_STACK, environmentPrefix, PRODUCTION_STACK, stackNameForBranch } from "../naming";
 import { type EnvironmentOutputs, shellQuote } from "./connection";
 import { type StackInfo, TAG, upTags } from "./policy";
 import { provenanceText } from "./summary";
 import { type ServerAdmin, sweep } from "./sweep";
+import { holdLease, type Lease, processGone, waitForLocks } from "./locks";
+import { purgeStack } from "./purge";
+import { listStore, stackExists } from "./bucketList";
 
 export class Refused extends Error {}
 
@@ -198,6 +201,29 @@ export async function upBranch(ctx: LocalContext, opts: UpOptions): Promise<UpOu
     // What the fast path compares next time: the config as computed here, before the engine choice of a new stack.
     const inputs = { ...config };
 
+    // From here on engine calls may take the stack's lock: this run's lease says it is alive (lifecycle/locks.ts).
+    const lease = ctx.store ? await holdLease(ctx.store, name, ctx.leaseSeconds ?? 60, opts.log) : undefined;
+    try {
+        return await updateStack(ctx, opts, { name, target, policy, config, inputs, identity, backendUrl, engine, lease });
+    } finally {
+        await lease?.release();
+    }
+}
+
+interface UpPlan {
+    readonly name: string;
+    readonly target: Target;
+    readonly policy: DataopsConfig["branches"];
+    readonly config: Record<string, { value: string; secret?: boolean }>;
+    readonly inputs: Record<string, { value: string; secret?: boolean }>;
+    readonly identity: { branch: string; commit: string; author: string; target: string; ttl: string; engine: string };
+    readonly backendUrl: string;
+    readonly engine: { readonly engine: "provider" | "sql"; readonly explicit: boolean };
+    readonly lease?: Lease;
+}
+
+async function updateStack(ctx: LocalContext, opts: UpOptions, plan: UpPlan): Promise<UpOutcome> {
+    const { name, target, policy, config, inputs, identity, backendUrl, engine, lease } = plan;
     const ws = await workspace(ctx);
     // Select first, create only when missing: one engine call for the common case (a later push).
     let captured: { summary?: EnvironmentSummary; catalog?: Catalog } = {};
@@ -211,7 +237,7 @@ export async function upBranch(ctx: LocalContext, opts: UpOptions): Promise<UpOu
                   if (e instanceof automation().StackNotFoundError) return undefined;
                   throw e;
               });
-    const made = found ? undefined : await createOrJoin(ctx, name, opts.lockTimeoutSeconds, opts.log, program);
+    const made = found ? undefined : await createOrJoin(ctx, name, opts.lockTimeoutSeconds, opts.log, program, lease);
     const stack = found ?? made!.stack;
     // The engine is chosen when the stack is made; a later choice of the user's (pulumi config set
     // dataops:sqlEngine, or DATAOPS_SQL_ENGINE) is kept, never overwritten by a default.
@@ -263,7 +289,7 @@ export async function upBranch(ctx: LocalContext, opts: UpOptions): Promise<UpOu
             recovered = true;
             return run();
         }
-    }, () => (recovered = true)).finally(() => tagging.catch(() => undefined));
+    }, () => (recovered = true), lease, opts.signal).finally(() => tagging.catch(() => undefined));
     await tagging;
     // Some engine versions only warn about another run's pending operations and converge anyway,
     // but keep them in the state, so every later update warned (and said "recovered") again. The
@@ -334,22 +360,19 @@ const PROJECT = "dataops";
 
 /**
  * Create a branch's stack; when another pipeline created it a moment earlier (two pushes of a
- * new branch), or holds it while creating, use that one: the update that follows waits for
- * its lock like any other.
+ * new branch), use that one. The engine locks a stack to create it, and refuses while another
+ * run holds the lock (also when the stack exists and is being updated): that is waited for as
+ * an update waits, stale locks included, and the update that follows waits for its lock too.
  */
-async function createOrJoin(ctx: LocalContext, name: string, timeoutSeconds: number, log: (line: string) => void, program?: PulumiFn): Promise<{ stack: Stack; created: boolean }> {
-    const deadline = Date.now() + timeoutSeconds * 1000;
-    for (;;) {
+async function createOrJoin(ctx: LocalContext, name: string, timeoutSeconds: number, log: (line: string) => void, program?: PulumiFn, lease?: Lease): Promise<{ stack: Stack; created: boolean }> {
+    return withLockWait(ctx, name, timeoutSeconds, log, async () => {
         try {
             return { stack: await createStack(ctx, name, program), created: true };
         } catch (e) {
-            const text = String(e);
-            if (/already exists/i.test(text)) return { stack: await selectStack(ctx, name, log, program), created: false };
-            if (!/currently locked|concurrent update/i.test(text) || Date.now() >= deadline) throw e;
-            log(`dataops: ${name} is being created by another run; waiting`);
-            await new Promise((r) => setTimeout(r, 2000));
+            if (/already exists/i.test(String(e))) return { stack: await selectStack(ctx, name, log, program), created: false };
+            throw e;
         }
-    }
+    }, undefined, lease);
 }
 
 async function createStack(ctx: LocalContext, name: string, program?: PulumiFn): Promise<Stack> {
@@ -374,9 +397,20 @@ export async function clearPendingOperations(stack: Stack, log: (line: string) =
 
 /**
  * Run `op`; while another update holds the stack, wait (saying so) up to the timeout.
- * A lock left by a process that died is released instead of waited for.
+ * A lock left by a run that died is released instead of waited for: on a backend dataops
+ * reads itself, by the lease rule of lifecycle/locks.ts, polling the bucket rather than
+ * asking the engine again; on the local file backend also at once when its process is gone.
  */
-async function withLockWait<T>(ctx: LocalContext, name: string, timeoutSeconds: number, log: (line: string) => void, op: () => Promise<T>, onStaleLock?: () => void): Promise<T> {
+async function withLockWait<T>(
+    ctx: LocalContext,
+    name: string,
+    timeoutSeconds: number,
+    log: (line: string) => void,
+    op: () => Promise<T>,
+    onStaleLock?: () => void,
+    lease?: Lease,
+    signal?: AbortSignal,
+): Promise<T> {
     const deadline = Date.now() + timeoutSeconds * 1000;
     let said = false;
     for (;;) {
@@ -391,8 +425,23 @@ async function withLockWait<T>(ctx: LocalContext, name: string, timeoutSeconds: 
                 continue;
             }
             if (!(e instanceof automation().ConcurrentUpdateError) && !/currently locked|concurrent update/i.test(String(e))) throw e;
+            if (signal?.aborted) throw e;
             if (await clearStaleLock(ctx, name, log)) {
                 onStaleLock?.();
+                continue;
+            }
+            if (ctx.store) {
+                await lease?.setPhase("waiting");
+                try {
+                    const samePidSpace = (ctx.envVars.PULUMI_BACKEND_URL ?? "").startsWith("file://");
+                    const released = await waitForLocks({ store: ctx.store, stack: name, ownLease: lease?.key, periodSeconds: ctx.leaseSeconds ?? 60, deadline, timeoutSeconds, log, signal, samePidSpace });
+                    if (released > 0) onStaleLock?.();
+                    // The lock was gone when looked at (released meanwhile): try again, but not for ever.
+                    else if (Date.now() >= deadline) throw new Error(`${name} is locked by another update and did not become free within ${timeoutSeconds}s; try again later or raise --lock-timeout`);
+                    else await new Promise((r) => setTimeout(r, 500));
+                } finally {
+                    await lease?.setPhase("running");
+                }
                 continue;
             }
             if (Date.now() >= deadline) throw new Error(`${name} is locked by another update and did not become free within ${timeoutSeconds}s; try again later or raise --lock-timeout`);
@@ -416,12 +465,8 @@ async function clearStaleLock(ctx: LocalContext, name: string, log: (line: strin
     for (const file of locks) {
         const lock = JSON.parse(readFileSync(join(dir, file), "utf8")) as { pid?: number; hostname?: string };
         if (lock.hostname !== hostname() || lock.pid === undefined) return false;
-        try {
-            process.kill(lock.pid, 0);
-            return false; // alive: a real concurrent update
-        } catch {
-            log(`dataops: ${name} was locked by process ${lock.pid}, which is gone; releasing its lock`);
-        }
+        if (!processGone(lock.pid)) return false; // alive: a real concurrent update
+        log(`dataops: ${name} was locked by process ${lock.pid}, which is gone; releasing its lock`);
     }
     // `pulumi cancel` on a file backend deletes the lock.
     await (await selectStack(ctx, name)).cancel();
@@ -439,18 +484,43 @@ export async function destroyStack(ctx: LocalContext, name: string, log: (line: 
     if (name === PRODUCTION_STACK || name === DEVELOPMENT_STACK) throw new Refused(`${name} is not a branch environment; destroy refuses it (use pulumi directly if you really mean it)`);
     forgetRecord(ctx.root, name);
     const ws = await workspace(ctx);
-    // A file backend answers "is there such a stack" without an engine call.
+    // A backend dataops reads answers "is there such a stack" without an engine call.
     const checkpoint = checkpointFile(ctx.envVars.PULUMI_BACKEND_URL ?? "", name);
-    const exists = checkpoint ? existsSync(checkpoint) : (await withStateRepair(ctx, log, () => ws.listStacks())).some((s) => s.name === name);
-    if (!exists) return { stack: name, destroyed: false };
+    const exists = checkpoint
+        ? existsSync(checkpoint)
+        : ((ctx.store ? await stackExists(ctx.store, name) : undefined) ?? (await withStateRepair(ctx, log, () => ws.listStacks())).some((s) => s.name === name));
+    if (!exists) {
+        // A destroy killed after the stack was removed left its backups and leases: finish that.
+        await removeWhatWasKept(ctx, name, log);
+        return { stack: name, destroyed: false };
+    }
     const tags = await withStateRepair(ctx, log, () => ws.listTags(name));
     if (tags[TAG.kind] !== "branch") throw new Refused(`${name} was not created for a branch (no ${TAG.kind}=branch tag); destroy refuses it`);
+    const lease = ctx.store ? await holdLease(ctx.store, name, ctx.leaseSeconds ?? 60, log) : undefined;
+    try {
+        await destroyHeld(ctx, name, log, onOutput, lockTimeoutSeconds, signal, checkpoint, lease);
+    } finally {
+        await lease?.release();
+    }
+    await removeWhatWasKept(ctx, name, log);
+    return { stack: name, destroyed: true };
+}
+
+async function destroyHeld(ctx: LocalContext, name: string, log: (line: string) => void, onOutput: ((t: string) => void) | undefined, lockTimeoutSeconds: number, signal: AbortSignal | undefined, checkpoint: string | undefined, lease: Lease | undefined): Promise<void> {
     // Destroy never runs the program; an in-process workspace spares the language host's start.
     const stack = await selectStack(ctx, name, log, NO_PROGRAM);
     Object.assign(stack, { info: async () => undefined }); // destroy() reads the history back: a call we do not use
     // The server (embedded or shared) must be reachable for the database and roles to be dropped.
-    const admin = serverAdmin(await stack.getAllConfig());
-    if (admin) await ensureEmbeddedAt(ctx.root, admin.host, admin.port, log);
+    // The stack's config says where, in the checkout that ran up; a fresh checkout (a CI job) has
+    // none, and then the environment's own outputs say it (its admin connection, a stack secret).
+    // A first up killed before it recorded its outputs leaves neither: then the servers are
+    // derived as up derives them (production's branch server, the embedded one) and each is swept.
+    const recorded = serverAdmin(await stack.getAllConfig()) ?? (await adminFromOutputs(stack));
+    if (recorded) await ensureEmbeddedAt(ctx.root, recorded.host, recorded.port, log);
+    const admins = recorded ? [recorded] : await branchServers(ctx.root, process.env, log);
+    const sweepAll = async () => {
+        for (const admin of admins) await sweep(admin, environmentPrefix(name));
+    };
     await withLockWait(ctx, name, lockTimeoutSeconds, log, async () => {
         // An interrupted update or destroy leaves pending operations, which the engine refuses to
         // run past. Every delete here tolerates an object that is already gone, so clearing them
@@ -459,15 +529,15 @@ export async function destroyStack(ctx: LocalContext, name: string, log: (line: 
         try {
             await stack.destroy({ color: "never", onOutput, signal });
         } catch (e) {
-            if (!admin || signal?.aborted) throw e;
+            if (admins.length === 0 || signal?.aborted || /currently locked|concurrent update/i.test(String(e))) throw e;
             // Whatever stopped it (an object a killed run half-removed), the environment's objects
             // are found by name: remove them, and the destroy that follows has nothing left to fail on.
             log(`dataops: destroying ${name} failed (${firstLine(e)}); removing its objects by name and destroying again`);
-            await sweep(admin, environmentPrefix(name));
+            await sweepAll();
             await stack.destroy({ color: "never", onOutput, signal });
         }
-    });
-    if (admin) {
+    }, undefined, lease, signal);
+    for (const admin of admins) {
         try {
             const left = await sweep(admin, environmentPrefix(name));
             if (left.databases.length + left.roles.length > 0)
@@ -478,8 +548,53 @@ export async function destroyStack(ctx: LocalContext, name: string, log: (line: 
             log(`dataops: could not check ${admin.host}:${admin.port} for objects ${name}'s state did not record (${firstLine(e)}); if it is reachable later, dataops destroy --branch B removes them by name`);
         }
     }
-    await ws.removeStack(name);
-    return { stack: name, destroyed: true };
+    // `stack rm` takes the lock too; --remove-backups also removes the engine's backups and `.bak`.
+    const rm = ["stack", "rm", "--yes", ...(ctx.keepStateHistory ? [] : ["--remove-backups"]), "--stack", name];
+    await withLockWait(ctx, name, lockTimeoutSeconds, log, () => pulumiCli(ctx, rm), undefined, lease, signal);
+}
+
+/** A pulumi command the Automation API does not offer (`stack rm --remove-backups`); its stderr is the error. */
+function pulumiCli(ctx: LocalContext, args: string[]): Promise<void> {
+    return new Promise((resolve, reject) => {
+        execFile(ctx.pulumi.command, [...args, "--non-interactive"], { cwd: ctx.root, env: { ...process.env, ...ctx.envVars }, maxBuffer: 16 * 1024 * 1024 }, (e, _out, err) => {
+            if (e) reject(new Error(`pulumi ${args.join(" ")} failed: ${String(err).trim() || e.message}`));
+            else resolve();
+        });
+    });
+}
+
+/**
+ * What the backend still keeps of a removed stack (lifecycle/purge.ts): removed, unless
+ * DATAOPS_KEEP_STATE_HISTORY=true keeps its backups. Said when anything was removed.
+ */
+async function removeWhatWasKept(ctx: LocalContext, name: string, log: (line: string) => void): Promise<void> {
+    if (!ctx.store) return;
+    const removed = await purgeStack(ctx.store, name, ctx.keepStateHistory ?? false);
+    if (removed.length > 0 && process.env.DATAOPS_DEBUG) log(`dataops: removed ${removed.length} object(s) the backend kept for ${name}: ${removed.join(", ")}`);
+}
+
+/**
+ * The servers a branch can run on, derived as up derives them: production's shared branch
+ * server (branches.server) when its admin password is given (DATAOPS_SERVER_ADMIN_PASSWORD),
+ * and this machine's embedded server when it has one (started if stopped).
+ */
+export async function branchServers(root: string, env: Readonly<Record<string, string | undefined>>, log: (line: string) => void): Promise<ServerAdmin[]> {
+    const servers: ServerAdmin[] = [];
+    // Every embedded server this checkout made (one per major) may hold the environment.
+    for (const major of embeddedMajorsCreated(root)) {
+        const s = await ensureEmbeddedServer(root, log, major);
+        servers.push({ host: s.host, port: s.port, user: s.user, password: s.password, sslMode: "disable" });
+    }
+    const shared = productionConfig(root).branches.server;
+    if (shared && env.DATAOPS_SERVER_ADMIN_PASSWORD) servers.push({ host: shared.host, port: shared.port, user: shared.adminUser, password: env.DATAOPS_SERVER_ADMIN_PASSWORD, sslMode: shared.sslMode });
+    return servers;
+}
+
+/** The admin connection an environment recorded as its output (a secret), when its stack has one. */
+async function adminFromOutputs(stack: Stack): Promise<ServerAdmin | undefined> {
+    const a = (await stack.outputs()).adminConnection?.value as Partial<ServerAdmin> | undefined;
+    if (!a?.host || a.password === undefined) return undefined;
+    return { host: a.host, port: a.port ?? 5432, user: a.user ?? "postgres", password: a.password, sslMode: a.sslMode ?? "prefer" };
 }
 
 /**
@@ -527,9 +642,12 @@ function serverAdmin(config: Record<string, { value: string; secret?: boolean }>
 }
 
 /** Every stack with its tags. A stack whose tags cannot be read is named and left out; the others are listed. */
-export async function listEnvironments(ctx: LocalContext, log: (line: string) => void): Promise<StackInfo[]> {
+export async function listEnvironments(ctx: LocalContext, log: (line: string) => void, o: { details: boolean } = { details: true }): Promise<StackInfo[]> {
     const fromFiles = listFileBackend(ctx.envVars.PULUMI_BACKEND_URL ?? "");
     if (fromFiles) return fromFiles;
+    // Another bucket dataops reads (S3): one pass over it; `prune` needs the tags only.
+    const fromBucket = ctx.store ? await listStore(ctx.store, o) : undefined;
+    if (fromBucket) return fromBucket;
     const ws = await workspace(ctx);
     const stacks = await withStateRepair(ctx, log, () => ws.listStacks());
     // One engine process per stack: a few at a time, not hundreds at once.

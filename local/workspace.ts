@@ -12,6 +12,9 @@ import type { ServerConnection } from "../config/schema";
 import { SQL_ENGINES, type SqlEngine } from "../config/sqlEngine";
 import { type EmbeddedServer, ensureEmbeddedServer, localDir } from "./embedded";
 import { reapOrphanedProviders } from "./processes";
+import { stateStore, type StateStore } from "./stateStore";
+import { BackendUrlError } from "./s3Store";
+import { leaseSeconds, LeaseSettingError } from "../lifecycle/locks";
 
 export interface LocalContext {
     readonly root: string;
@@ -19,6 +22,12 @@ export interface LocalContext {
     readonly envVars: Record<string, string>;
     /** A team's secrets provider for new stacks (e.g. awskms://…); the passphrase provider when absent. */
     readonly secretsProvider?: string;
+    /** The backend's bucket, where dataops reads it itself (file://, s3://): locks, leases, the one-pass listing. */
+    readonly store?: StateStore;
+    /** DATAOPS_LOCK_LEASE_SECONDS (lifecycle/locks.ts). @default 60 */
+    readonly leaseSeconds?: number;
+    /** DATAOPS_KEEP_STATE_HISTORY: keep a destroyed stack's backups (lifecycle/purge.ts). @default false */
+    readonly keepStateHistory?: boolean;
 }
 
 /**
@@ -98,6 +107,17 @@ function secretFile(root: string, name: string): string {
  * a file backend and a generated passphrase inside .dataops/.
  */
 export async function localContext(root: string, log: (line: string) => void = () => undefined, env: NodeJS.ProcessEnv = process.env): Promise<LocalContext> {
+    // Settings first: a mistyped one is refused before the engine is looked for.
+    let store: StateStore | undefined;
+    let lease: number;
+    try {
+        lease = leaseSeconds(env);
+        store = env.PULUMI_BACKEND_URL ? stateStore(env.PULUMI_BACKEND_URL, env) : undefined;
+    } catch (e) {
+        if (e instanceof BackendUrlError || e instanceof LeaseSettingError) throw new EngineRefused(e.message);
+        throw e;
+    }
+    const keepStateHistory = keepHistory(env);
     const pulumi = await ensureEngine(root, log);
     reapOrphanedProviders(root, log);
     const state = join(localDir(root), "state");
@@ -113,6 +133,9 @@ export async function localContext(root: string, log: (line: string) => void = (
         root,
         pulumi,
         secretsProvider: env.PULUMI_SECRETS_PROVIDER || undefined,
+        store: store ?? stateStore(`file://${state}`, env),
+        leaseSeconds: lease,
+        keepStateHistory,
         envVars: {
             PULUMI_BACKEND_URL: env.PULUMI_BACKEND_URL ?? `file://${state}`,
             // Local stacks only: their secrets (admin and generated passwords) are encrypted with this.
@@ -123,6 +146,14 @@ export async function localContext(root: string, log: (line: string) => void = (
             PULUMI_AUTOMATION_API_SKIP_VERSION_CHECK: "true",
         },
     };
+}
+
+/** DATAOPS_KEEP_STATE_HISTORY: true keeps a destroyed stack's backups in the backend; false (the default) removes everything it kept. */
+export function keepHistory(env: Readonly<Record<string, string | undefined>>): boolean {
+    const v = env.DATAOPS_KEEP_STATE_HISTORY;
+    if (v === undefined || v === "" || v === "false") return false;
+    if (v === "true") return true;
+    throw new EngineRefused(`DATAOPS_KEEP_STATE_HISTORY: allowed true | false, given "${v}"`);
 }
 
 /**

@@ -14,6 +14,8 @@ import { TAG } from "../../lifecycle/policy";
 import { type EmbeddedServer, ensureEmbeddedServer, stopEmbeddedServer } from "../../local/embedded";
 import { type LocalContext, localContext, postgresqlPluginInstalled, sqlEngineChoice, workspace } from "../../local/workspace";
 import { stackNameForBranch } from "../../naming";
+import { stackObjects } from "../../lifecycle/purge";
+import { fileStore } from "../../local/stateStore";
 
 const root = resolve(__dirname, "..", "..");
 const B = { gone: "e2e/gone", expired: "e2e/expired", kept: "e2e/kept", killed: "e2e/killed", refused: "e2e/refused", unreachable: "e2e/unreachable", engine: "e2e/engine" } as const;
@@ -83,6 +85,10 @@ describe("prune", () => {
         expect(left).not.toContain(stackNameForBranch(B.gone));
         expect(left).not.toContain(stackNameForBranch(B.expired));
         expect((await databases()).length).toBe(1);
+        // Nothing the file backend kept for them is left: no backups, history, .bak or lease.
+        const store = fileStore(ctx.envVars.PULUMI_BACKEND_URL!.slice("file://".length));
+        for (const b of [B.gone, B.expired]) expect(await stackObjects(store, stackNameForBranch(b))).toEqual([]);
+        expect(await stackObjects(store, stackNameForBranch(B.kept))).not.toEqual([]);
     });
 
     it("GIVEN environments WHEN listed as JSON THEN each has its branch, target, expiry, last update and resource count", async () => {
@@ -105,6 +111,7 @@ describe("destroy", () => {
         expect(await main(["destroy", "--branch", B.kept, "--yes"], second)).toBe(0);
         expect(second.lines).toContain(`${stackNameForBranch(B.kept)}: no such stack; nothing to destroy`);
         expect(await databases()).toEqual([]);
+        expect(await stackObjects(fileStore(ctx.envVars.PULUMI_BACKEND_URL!.slice("file://".length)), stackNameForBranch(B.kept))).toEqual([]);
     });
 
     it("GIVEN prod, dev or a stack not made for a branch WHEN destroy is asked THEN it refuses and the stack stays", async () => {

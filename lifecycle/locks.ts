@@ -1,0 +1,269 @@
+// Stack locks left by runs that died, recovered on every backend dataops reads (file, S3).
+//
+// The engine's DIY backend locks a stack by writing `.pulumi/locks/organization/<project>/<stack>/<uuid>.json`
+// ({pid, username, hostname, timestamp}) and refuses to run while another such object exists.
+// A CI job killed mid-update (a cancelled pipeline, a runner lost) leaves its object behind, and
+// its pid and host name decide nothing: the runner is gone, or a new container reuses its name.
+//
+// The rule: a lease renewed by the holder. Every dataops run that can take a stack's lock first
+// writes a lease `.dataops/leases/<project>/<stack>/<run id>.json` ({host, pid, started, phase,
+// beat}) and rewrites it every lease/6 seconds (beat + 1) until it ends; `phase` is "waiting"
+// while the run only polls for a lock to go away (no engine of its runs then, so it holds no
+// lock) and "running" otherwise. A waiter releases a lock when, watched for a whole lease
+// period on its own monotonic clock (no clock shared between machines is needed):
+//   1. the same lock object stayed there, and
+//   2. it was taken by a dataops run: some lease on the stack has the lock's host name and was
+//      started before the lock (the engine runs only after its run wrote the lease), and
+//   3. no such lease was seen running: every one of them either never changed (its run is
+//      dead) or was only seen waiting.
+// Why it is safe: a live run rewrites its lease five or six times per period, so condition 3
+// cannot hold for it; it renews through the same bucket the engine writes its checkpoints to, so
+// a run that cannot renew for a whole period cannot save its update either. Only the lock
+// object watched is deleted (by its key, never `pulumi cancel`, which deletes every lock of the
+// stack, a live newcomer's included). A lock that no lease explains (someone ran `pulumi up`
+// by hand) is never released: the waiter names its holder and waits.
+import { readFileSync } from "node:fs";
+import { hostname } from "node:os";
+import { randomUUID } from "node:crypto";
+import type { StateStore } from "../local/stateStore";
+
+export const PROJECT = "dataops";
+export const DEFAULT_LEASE_SECONDS = 60;
+
+export class LeaseSettingError extends Error {}
+
+export function lockDir(stack: string): string {
+    return `.pulumi/locks/organization/${PROJECT}/${stack}/`;
+}
+
+export function leaseDir(stack: string): string {
+    return `.dataops/leases/${PROJECT}/${stack}/`;
+}
+
+/** DATAOPS_LOCK_LEASE_SECONDS: how long a silent lease makes its lock stale. */
+export function leaseSeconds(env: Readonly<Record<string, string | undefined>>): number {
+    const given = env.DATAOPS_LOCK_LEASE_SECONDS;
+    if (given === undefined || given === "") return DEFAULT_LEASE_SECONDS;
+    const n = Number(given);
+    if (!Number.isInteger(n) || n < 6 || n > 3600) throw new LeaseSettingError(`DATAOPS_LOCK_LEASE_SECONDS: a whole number of seconds from 6 to 3600, given "${given}"`);
+    return n;
+}
+
+export interface LockContent {
+    readonly pid?: number;
+    readonly username?: string;
+    readonly hostname?: string;
+    readonly timestamp?: string;
+}
+
+export interface LeaseContent {
+    readonly version: 1;
+    readonly host: string;
+    readonly pid: number;
+    readonly started: string;
+    readonly phase: "running" | "waiting";
+    readonly beat: number;
+}
+
+export function parseLock(text: string | undefined): LockContent | undefined {
+    try {
+        const v = JSON.parse(text ?? "") as LockContent;
+        return typeof v === "object" && v !== null ? v : undefined;
+    } catch {
+        return undefined;
+    }
+}
+
+export function parseLease(text: string | undefined): LeaseContent | undefined {
+    try {
+        const v = JSON.parse(text ?? "") as LeaseContent;
+        return v?.version === 1 && typeof v.host === "string" && typeof v.beat === "number" && typeof v.started === "string" ? v : undefined;
+    } catch {
+        return undefined;
+    }
+}
+
+/** Slack for comparing a lease's start with its lock's time: both come from one host's clock, written in this order. */
+const SAME_HOST_SLACK_MS = 2000;
+
+/** Whether the lock can have been taken by the run that holds this lease. */
+export function explains(lease: LeaseContent, lock: LockContent): boolean {
+    if (!lock.hostname || lease.host !== lock.hostname) return false;
+    const started = Date.parse(lease.started);
+    const taken = Date.parse(lock.timestamp ?? "");
+    return Number.isFinite(started) && Number.isFinite(taken) && started <= taken + SAME_HOST_SLACK_MS;
+}
+
+/**
+ * What a waiter has seen, poll after poll (pure: the time is given). `observe` takes the stack's
+ * locks and the leases of other runs, and returns the locks that are stale under the rule above.
+ */
+export class LockWatch {
+    private readonly locksSince = new Map<string, number>();
+    /** Per lease: its last beat, when that changed, and since when it has given no sign of a running holder. */
+    private readonly leases = new Map<string, { beat: number; changedAt: number; quietSince: number }>();
+
+    constructor(private readonly periodMs: number) {}
+
+    observe(now: number, locks: ReadonlyMap<string, LockContent | undefined>, leases: ReadonlyMap<string, LeaseContent | undefined>): string[] {
+        for (const key of [...this.locksSince.keys()]) if (!locks.has(key)) this.locksSince.delete(key);
+        for (const key of locks.keys()) if (!this.locksSince.has(key)) this.locksSince.set(key, now);
+        for (const key of [...this.leases.keys()]) if (!leases.has(key)) this.leases.delete(key);
+        for (const [key, lease] of leases) {
+            if (!lease) continue;
+            const seen = this.leases.get(key);
+            if (!seen) this.leases.set(key, { beat: lease.beat, changedAt: now, quietSince: now });
+            else if (seen.beat !== lease.beat) this.leases.set(key, { beat: lease.beat, changedAt: now, quietSince: lease.phase === "running" ? now : seen.quietSince });
+        }
+        const stale: string[] = [];
+        for (const [key, lock] of locks) {
+            if (!lock || now - this.locksSince.get(key)! < this.periodMs) continue;
+            const owners = [...leases].filter(([, l]) => l && explains(l, lock)).map(([k]) => this.leases.get(k)!);
+            if (owners.length > 0 && owners.every((o) => now - o.quietSince >= this.periodMs)) stale.push(key);
+        }
+        return stale;
+    }
+
+    /** The leases that explain a lock and have not changed for a whole period (their runs are dead): removed with it. */
+    deadOwners(now: number, lock: LockContent, leases: ReadonlyMap<string, LeaseContent | undefined>): string[] {
+        return [...leases].filter(([k, l]) => l && explains(l, lock) && now - (this.leases.get(k)?.changedAt ?? now) >= this.periodMs).map(([k]) => k);
+    }
+}
+
+export interface Lease {
+    readonly key: string;
+    setPhase(phase: LeaseContent["phase"]): Promise<void>;
+    release(): Promise<void>;
+}
+
+/**
+ * Take a lease on a stack for this run: written before any engine call, renewed every
+ * period/6, deleted at the end. A renewal that fails is tried again at the next beat; it
+ * is said once, since a lease silent for a whole period lets a waiter take the stack.
+ */
+export async function holdLease(store: StateStore, stack: string, periodSeconds: number, log: (line: string) => void, now: () => Date = () => new Date()): Promise<Lease> {
+    const key = `${leaseDir(stack)}${randomUUID()}.json`;
+    let content: LeaseContent = { version: 1, host: hostname(), pid: process.pid, started: now().toISOString(), phase: "running", beat: 0 };
+    let writing: Promise<void> = Promise.resolve();
+    let complained = false;
+    let released = false;
+    const write = (next: Partial<LeaseContent>) => {
+        content = { ...content, ...next, beat: content.beat + 1 };
+        const body = JSON.stringify(content);
+        writing = writing
+            .then(() => (released ? undefined : store.write(key, body)))
+            .catch((e: unknown) => {
+                if (!complained) log(`dataops: could not renew this run's lease on ${stack} (${(e as Error).message}); retrying`);
+                complained = true;
+            });
+        return writing;
+    };
+    await store.write(key, JSON.stringify(content));
+    const timer = setInterval(() => void write({}), Math.max(1000, Math.floor((periodSeconds * 1000) / 6)));
+    timer.unref();
+    return {
+        key,
+        setPhase: (phase) => write({ phase }),
+        async release() {
+            clearInterval(timer);
+            await writing;
+            released = true;
+            await store.remove([key]).catch(() => undefined); // a leftover lease is silent: it explains no live lock
+        },
+    };
+}
+
+/**
+ * Whether a process of this machine is gone. A killed engine whose parent died too is a zombie
+ * until init reaps it, which can take a while: it answers signal 0, but it holds nothing.
+ */
+export function processGone(pid: number): boolean {
+    try {
+        process.kill(pid, 0);
+    } catch (e) {
+        return (e as NodeJS.ErrnoException).code === "ESRCH";
+    }
+    try {
+        const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+        return stat.slice(stat.lastIndexOf(")") + 2).startsWith("Z");
+    } catch {
+        return false; // no /proc: alive, as signal 0 said
+    }
+}
+
+export interface WaitOptions {
+    readonly store: StateStore;
+    readonly stack: string;
+    readonly ownLease?: string;
+    readonly periodSeconds: number;
+    readonly deadline: number;
+    readonly timeoutSeconds: number;
+    readonly log: (line: string) => void;
+    readonly signal?: AbortSignal;
+    readonly pollMs?: number;
+    /**
+     * Also release at once a lock of this host whose process is gone (pid and host decide only
+     * where every process that can lock shares this machine's processes: a local file backend).
+     */
+    readonly samePidSpace?: boolean;
+}
+
+async function readAll<T>(store: StateStore, prefix: string, parse: (t: string | undefined) => T | undefined, skip?: string): Promise<Map<string, T | undefined>> {
+    const objects = (await store.list(prefix)).filter((o) => o.key !== skip && o.key.endsWith(".json") && !o.key.slice(prefix.length).includes("/"));
+    const out = new Map<string, T | undefined>();
+    await Promise.all(objects.map(async (o) => out.set(o.key, parse(await store.read(o.key)))));
+    return out;
+}
+
+function describe(lock: LockContent | undefined): string {
+    return lock ? `${lock.username ?? "?"}@${lock.hostname ?? "?"} (pid ${lock.pid ?? "?"}) since ${lock.timestamp ?? "?"}` : "a lock that cannot be read";
+}
+
+/**
+ * Wait, polling the bucket (no engine call), until the stack has no lock or its locks are
+ * stale; stale ones are deleted, with the silent leases that explain them. Returns how
+ * many locks were released; throws at the deadline.
+ */
+export async function waitForLocks(o: WaitOptions): Promise<number> {
+    const watch = new LockWatch(o.periodSeconds * 1000);
+    const poll = o.pollMs ?? 2000;
+    const told = new Set<string>();
+    for (;;) {
+        const locks = await readAll(o.store, lockDir(o.stack), parseLock);
+        if (locks.size === 0) return 0;
+        if (o.samePidSpace) {
+            const gone = [...locks].filter(([, l]) => l?.hostname === hostname() && typeof l.pid === "number" && processGone(l.pid)).map(([k]) => k);
+            for (const k of gone) o.log(`dataops: ${o.stack} was locked by process ${locks.get(k)!.pid}, which is gone; releasing its lock`);
+            if (gone.length > 0) {
+                await o.store.remove(gone);
+                return gone.length;
+            }
+        }
+        const leases = await readAll(o.store, leaseDir(o.stack), parseLease, o.ownLease);
+        const now = performance.now();
+        const stale = watch.observe(now, locks, leases);
+        if (stale.length > 0) {
+            const dead = new Set(stale.flatMap((k) => watch.deadOwners(now, locks.get(k)!, leases)));
+            for (const k of stale)
+                o.log(`dataops: ${o.stack} was locked by ${describe(locks.get(k))}, a dataops run whose lease has been silent for ${o.periodSeconds}s: it is gone; releasing its lock`);
+            await o.store.remove([...stale, ...dead]);
+            return stale.length;
+        }
+        for (const [k, lock] of locks) {
+            if (told.has(k)) continue;
+            told.add(k);
+            const ours = [...leases.values()].some((l) => l && lock && explains(l, lock));
+            o.log(
+                ours
+                    ? `dataops: ${o.stack} is locked by ${describe(lock)}, another dataops run; waiting up to ${o.timeoutSeconds}s (its lock is released if that run's lease stays silent for ${o.periodSeconds}s)`
+                    : `dataops: ${o.stack} is locked by ${describe(lock)}, not by a dataops run; waiting up to ${o.timeoutSeconds}s. If that process is gone, release it with: pulumi cancel --stack ${o.stack} --yes`,
+            );
+        }
+        if (Date.now() >= o.deadline)
+            throw new Error(
+                `${o.stack} is locked by another update (${[...locks.values()].map(describe).join("; ")}) and did not become free within ${o.timeoutSeconds}s; try again later or raise --lock-timeout`,
+            );
+        if (o.signal?.aborted) throw new Error(`waiting for ${o.stack}'s lock: cancelled`);
+        await new Promise((r) => setTimeout(r, Math.min(poll, Math.max(0, o.deadline - Date.now()) + 10)));
+    }
+}

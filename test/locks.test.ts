@@ -1,0 +1,146 @@
+// The lease rule that releases a dead run's stack lock (lifecycle/locks.ts), poll by poll on a
+// given clock, and the lease a run holds, on a real file store.
+import { spawn, spawnSync } from "node:child_process";
+import { mkdtempSync } from "node:fs";
+import { hostname, tmpdir } from "node:os";
+import { join } from "node:path";
+import { describe, expect, it } from "vitest";
+import { explains, holdLease, processGone, leaseDir, leaseSeconds, type LeaseContent, lockDir, type LockContent, LockWatch, parseLease, waitForLocks } from "../lifecycle/locks";
+import { fileStore } from "../local/stateStore";
+
+const PERIOD = 60_000;
+const lock: LockContent = { pid: 4242, username: "runner", hostname: "runner-7-concurrent-0", timestamp: "2026-12-01T10:00:05.000Z" };
+const lease = (beat: number, phase: LeaseContent["phase"] = "running", host = "runner-7-concurrent-0", started = "2026-12-01T10:00:00.000Z"): LeaseContent => ({ version: 1, host, pid: 17, started, phase, beat });
+const locks = (m: Record<string, LockContent>) => new Map(Object.entries(m));
+const leases = (m: Record<string, LeaseContent>) => new Map(Object.entries(m));
+
+describe("which lease explains a lock", () => {
+    it("GIVEN a lease of the lock's host started before it THEN it explains it; another host, or a lease started later, does not", () => {
+        expect(explains(lease(1), lock)).toBe(true);
+        expect(explains(lease(1, "running", "other-host"), lock)).toBe(false);
+        expect(explains(lease(1, "running", lock.hostname, "2026-12-01T10:00:09.000Z"), lock)).toBe(false);
+        expect(explains(lease(1), { ...lock, hostname: undefined })).toBe(false);
+    });
+});
+
+describe("the lease rule", () => {
+    it("GIVEN a lock whose run's lease never changes WHEN watched for a whole period THEN it is stale, and not a moment before", () => {
+        const w = new LockWatch(PERIOD);
+        const l = locks({ "k.json": lock });
+        const r = leases({ "dead.json": lease(5) });
+        expect(w.observe(0, l, r)).toEqual([]);
+        expect(w.observe(PERIOD - 1, l, r)).toEqual([]);
+        expect(w.observe(PERIOD, l, r)).toEqual(["k.json"]);
+        expect(w.deadOwners(PERIOD, lock, r)).toEqual(["dead.json"]);
+    });
+
+    it("GIVEN the holder's lease beating while running WHEN watched for many periods THEN its lock is never stale", () => {
+        const w = new LockWatch(PERIOD);
+        const l = locks({ "k.json": lock });
+        for (let t = 0, beat = 1; t <= 10 * PERIOD; t += PERIOD / 6, beat++) expect(w.observe(t, l, leases({ "live.json": lease(beat) }))).toEqual([]);
+    });
+
+    it("GIVEN a dead run's lock and, on the same host name, a live run that only waits WHEN watched for a period THEN the lock is stale", () => {
+        // A new CI container with the old one's host name, waiting for the stack: it holds no lock.
+        const w = new LockWatch(PERIOD);
+        const l = locks({ "k.json": lock });
+        let stale: string[] = [];
+        for (let t = 0, beat = 1; t <= PERIOD; t += 10_000, beat++) stale = w.observe(t, l, leases({ "dead.json": lease(3), "waiter.json": lease(beat, "waiting") }));
+        expect(stale).toEqual(["k.json"]);
+        // Only the silent lease goes with the lock; the waiter's, which beats, stays.
+        expect(w.deadOwners(PERIOD, lock, leases({ "dead.json": lease(3), "waiter.json": lease(7, "waiting") }))).toEqual(["dead.json"]);
+    });
+
+    it("GIVEN a lock no lease explains (someone's own pulumi up) WHEN watched for a long time THEN it is never released", () => {
+        const w = new LockWatch(PERIOD);
+        const l = locks({ "k.json": lock });
+        for (let t = 0; t <= 5 * PERIOD; t += PERIOD) expect(w.observe(t, l, leases({ "other-host.json": lease(1, "running", "elsewhere") }))).toEqual([]);
+    });
+
+    it("GIVEN a lock that is replaced by a new one WHEN watched THEN the new one's period starts when it is first seen", () => {
+        const w = new LockWatch(PERIOD);
+        const r = leases({ "dead.json": lease(5) });
+        expect(w.observe(0, locks({ "a.json": lock }), r)).toEqual([]);
+        expect(w.observe(PERIOD - 1000, locks({ "b.json": lock }), r)).toEqual([]);
+        expect(w.observe(PERIOD + 1000, locks({ "b.json": lock }), r)).toEqual([]);
+        expect(w.observe(2 * PERIOD - 1000, locks({ "b.json": lock }), r)).toEqual(["b.json"]);
+    });
+
+    it("GIVEN a lease that starts running again during the wait THEN the period starts again", () => {
+        const w = new LockWatch(PERIOD);
+        const l = locks({ "k.json": lock });
+        expect(w.observe(0, l, leases({ "x.json": lease(1, "waiting") }))).toEqual([]);
+        expect(w.observe(PERIOD / 2, l, leases({ "x.json": lease(2, "running") }))).toEqual([]);
+        expect(w.observe(PERIOD + 1, l, leases({ "x.json": lease(2, "running") }))).toEqual([]);
+        expect(w.observe(PERIOD / 2 + PERIOD, l, leases({ "x.json": lease(2, "running") }))).toEqual(["k.json"]);
+    });
+});
+
+describe("DATAOPS_LOCK_LEASE_SECONDS", () => {
+    it("GIVEN nothing, a number, or nonsense THEN 60, that number, or an error naming the key, what is allowed and what was given", () => {
+        expect(leaseSeconds({})).toBe(60);
+        expect(leaseSeconds({ DATAOPS_LOCK_LEASE_SECONDS: "12" })).toBe(12);
+        expect(() => leaseSeconds({ DATAOPS_LOCK_LEASE_SECONDS: "5" })).toThrow('DATAOPS_LOCK_LEASE_SECONDS: a whole number of seconds from 6 to 3600, given "5"');
+        expect(() => leaseSeconds({ DATAOPS_LOCK_LEASE_SECONDS: "1m" })).toThrow('given "1m"');
+    });
+});
+
+describe("a run's lease and a waiter, on a real store", () => {
+    it("GIVEN a lease held WHEN it beats THEN its object is rewritten with a higher beat; released, it is gone", async () => {
+        const store = fileStore(mkdtempSync(join(tmpdir(), "dataops-lease-")));
+        const held = await holdLease(store, "br-x", 6, () => undefined);
+        expect(held.key.startsWith(leaseDir("br-x"))).toBe(true);
+        const first = parseLease(await store.read(held.key))!;
+        expect(first).toMatchObject({ host: hostname(), pid: process.pid, phase: "running", beat: 0 });
+        await held.setPhase("waiting");
+        expect(parseLease(await store.read(held.key))).toMatchObject({ phase: "waiting", beat: 1 });
+        await held.release();
+        expect(await store.list(leaseDir("br-x"))).toEqual([]);
+    });
+
+    it("GIVEN a dead run's lock and its silent lease in the store WHEN a waiter waits THEN both are removed and it returns; a foreign lock times out naming its holder", async () => {
+        const store = fileStore(mkdtempSync(join(tmpdir(), "dataops-wait-")));
+        const taken = new Date(Date.now() - 1000).toISOString();
+        await store.write(`${lockDir("br-x")}dead-engine.json`, JSON.stringify({ ...lock, timestamp: taken }));
+        await store.write(`${leaseDir("br-x")}dead-run.json`, JSON.stringify(lease(9, "running", lock.hostname, new Date(Date.now() - 5000).toISOString())));
+        const lines: string[] = [];
+        const released = await waitForLocks({ store, stack: "br-x", periodSeconds: 1, deadline: Date.now() + 20_000, timeoutSeconds: 20, log: (l) => lines.push(l), pollMs: 100 });
+        expect(released).toBe(1);
+        expect(await store.list(".pulumi/")).toEqual([]);
+        expect(await store.list(".dataops/")).toEqual([]);
+        expect(lines.at(-1)).toContain("was locked by runner@runner-7-concurrent-0 (pid 4242)");
+
+        await store.write(`${lockDir("br-y")}by-hand.json`, JSON.stringify({ ...lock, hostname: "laptop", timestamp: taken }));
+        const told: string[] = [];
+        await expect(waitForLocks({ store, stack: "br-y", periodSeconds: 1, deadline: Date.now() + 1500, timeoutSeconds: 1, log: (l) => told.push(l), pollMs: 100 })).rejects.toThrow(
+            /br-y is locked by another update \(runner@laptop \(pid 4242\) since .*\) and did not become free within 1s/,
+        );
+        expect(told[0]).toContain("not by a dataops run; waiting up to 1s. If that process is gone, release it with: pulumi cancel --stack br-y --yes");
+        expect((await store.list(lockDir("br-y"))).map((o) => o.key)).toEqual([`${lockDir("br-y")}by-hand.json`]);
+    });
+});
+
+describe("a process of this machine that is gone", () => {
+    it("GIVEN this process, a finished one and a zombie nobody reaps THEN only this one is alive", async () => {
+        expect(processGone(process.pid)).toBe(false);
+        const done = spawnSync("true");
+        expect(processGone(done.pid!)).toBe(true);
+        // `sleep 0` ends at once; its parent then runs `sleep 5`, which never reaps it: a zombie, as a
+        // SIGKILLed engine is until init reaps it.
+        const parent = spawn("sh", ["-c", "sleep 0 & echo $!; exec sleep 5"], { stdio: ["ignore", "pipe", "ignore"] });
+        const zombie = Number(await new Promise<string>((r) => parent.stdout!.once("data", (b: Buffer) => r(b.toString().trim()))));
+        await new Promise((r) => setTimeout(r, 300));
+        expect(processGone(zombie)).toBe(true);
+        parent.kill();
+    });
+
+    it("GIVEN a file backend's lock of this host whose process is gone WHEN a waiter waits THEN it is released at once, without a lease period", async () => {
+        const store = fileStore(mkdtempSync(join(tmpdir(), "dataops-pid-")));
+        const dead = spawnSync("true").pid!;
+        await store.write(`${lockDir("br-z")}engine.json`, JSON.stringify({ pid: dead, username: "me", hostname: hostname(), timestamp: new Date().toISOString() }));
+        const lines: string[] = [];
+        expect(await waitForLocks({ store, stack: "br-z", periodSeconds: 3600, deadline: Date.now() + 5000, timeoutSeconds: 5, log: (l) => lines.push(l), samePidSpace: true })).toBe(1);
+        expect(lines).toEqual([`dataops: br-z was locked by process ${dead}, which is gone; releasing its lock`]);
+        expect(await store.list(lockDir("br-z"))).toEqual([]);
+    });
+});

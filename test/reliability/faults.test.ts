@@ -16,7 +16,7 @@ import { environmentPrefix, stackNameForBranch } from "../../naming";
 
 const root = resolve(__dirname, "..", "..");
 const bin = join(root, "bin", "dataops.js");
-const B = { killUp3: "rel/kill-up-3", killUp20: "rel/kill-up-20", killDown: "rel/kill-down", sigint: "rel/sigint", race: "rel/race", hostile: "rel/q'$(touch pwned)'q", corrupt: "rel/corrupt", lost: "rel/lost", busy: "rel/busy" } as const;
+const B = { killUp3: "rel/kill-up-3", killUp20: "rel/kill-up-20", killDown: "rel/kill-down", sigint: "rel/sigint", race: "rel/race", hostile: "rel/q'$(touch pwned)'q", corrupt: "rel/corrupt", lost: "rel/lost", busy: "rel/busy", coldA: "rel/cold-a", coldB: "rel/cold-b" } as const;
 const checkpoint = (branch: string) => join(root, ".dataops", "state", ".pulumi", "stacks", "dataops", `${stackNameForBranch(branch)}.json`);
 let server: EmbeddedServer;
 
@@ -174,6 +174,26 @@ describe("races", () => {
         record("two ups of one new branch at once", true);
         expect((await dataops("destroy", "--branch", B.race, "--yes")).code).toBe(0);
         await gone(B.race);
+    });
+});
+
+describe("a stopped server, two ups", () => {
+    it("GIVEN the embedded server stopped WHEN ups of two new branches start at once THEN one starts it, the other uses it, and both end tagged and removable", async () => {
+        await stopEmbeddedServer(root);
+        const [a, b] = [start(["up", "--embedded", "--branch", B.coldA]), start(["up", "--embedded", "--branch", B.coldB])];
+        const codes = await Promise.all([a.exited, b.exited]);
+        expect(codes, `${a.output().slice(-1500)}\n----\n${b.output().slice(-1500)}`).toEqual([0, 0]);
+        server = await ensureEmbeddedServer(root);
+        const listed = await stacks();
+        for (const branch of [B.coldA, B.coldB]) {
+            expect(listed).toContain(stackNameForBranch(branch));
+            expect((await leftovers(branch)).filter((n) => n.endsWith("_analytics"))).toHaveLength(1);
+            // destroy refuses a stack not tagged as a branch's: both were tagged when made.
+            const down = await dataops("destroy", "--branch", branch, "--yes");
+            expect(down.code, down.text.slice(-1500)).toBe(0);
+            await gone(branch);
+        }
+        record("two ups at once while the embedded server is stopped", true);
     });
 });
 

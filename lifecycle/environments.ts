@@ -28,6 +28,9 @@ import { listStore, stackExists } from "./bucketList";
 
 export class Refused extends Error {}
 
+/** How the engine fails when it reads the stack's tags while another call rewrites them. */
+const TAGS_MID_WRITE = /failed to (load|read) stack tags[^\n]*EOF/i;
+
 /** How the engine refuses a stack that an interrupted update left with pending operations. */
 const PENDING = /pending operation/i;
 
@@ -285,6 +288,13 @@ async function updateStack(ctx: LocalContext, opts: UpOptions, plan: UpPlan): Pr
         try {
             return await run();
         } catch (e) {
+            // The tags written beside the update (startTagging) can be caught mid-write by the
+            // engine as it starts ("failed to read stack tags file: EOF"): it then changed
+            // nothing; once those writes are done, the update runs again.
+            if (!opts.signal?.aborted && TAGS_MID_WRITE.test(String(e))) {
+                await tagging.catch(() => undefined);
+                return run();
+            }
             if (opts.signal?.aborted || !PENDING.test(String(e)) || !(await clearPendingOperations(stack, opts.log))) throw e;
             recovered = true;
             return run();

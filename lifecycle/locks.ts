@@ -63,6 +63,10 @@ export interface LeaseContent {
     readonly started: string;
     readonly phase: "running" | "waiting";
     readonly beat: number;
+    /** The holder's DATAOPS_LOCK_LEASE_SECONDS: it renews every period/6. Absent in leases of older dataops, which explain no lock. */
+    readonly period?: number;
+    /** When this renewal was written, on the holder's clock (the clock its engine stamps its lock with). */
+    readonly beatAt?: string;
 }
 
 export function parseLock(text: string | undefined): LockContent | undefined {
@@ -86,24 +90,48 @@ export function parseLease(text: string | undefined): LeaseContent | undefined {
 /** Slack for comparing a lease's start with its lock's time: both come from one host's clock, written in this order. */
 const SAME_HOST_SLACK_MS = 2000;
 
-/** Whether the lock can have been taken by the run that holds this lease. */
+/** A lease's period in ms, or undefined for a lease that does not say it (older dataops). */
+function leasePeriodMs(lease: LeaseContent): number | undefined {
+    return typeof lease.period === "number" && Number.isFinite(lease.period) && lease.period > 0 ? lease.period * 1000 : undefined;
+}
+
+/**
+ * Whether the lock can have been taken by the run that holds this lease: same host name, the
+ * lease started before the lock, and the run was alive when the lock was taken — its last
+ * renewal is no older than 1.5 beats (1.5 × period/6) before the lock's time. A live run keeps
+ * renewing, so its beatAt only moves forward; a dead run's is frozen, and one whose last beat
+ * was long before the lock cannot have taken it (a lease a killed run left behind, on a host
+ * name a new container reuses). A lease that does not state its period explains nothing.
+ */
 export function explains(lease: LeaseContent, lock: LockContent): boolean {
     if (!lock.hostname || lease.host !== lock.hostname) return false;
+    const period = leasePeriodMs(lease);
+    if (period === undefined) return false;
     const started = Date.parse(lease.started);
+    const beatAt = Date.parse(lease.beatAt ?? "");
     const taken = Date.parse(lock.timestamp ?? "");
-    return Number.isFinite(started) && Number.isFinite(taken) && started <= taken + SAME_HOST_SLACK_MS;
+    if (!Number.isFinite(started) || !Number.isFinite(beatAt) || !Number.isFinite(taken)) return false;
+    return started <= taken + SAME_HOST_SLACK_MS && beatAt >= taken - (1.5 * period) / 6;
 }
+
+/** Leases silent this many of their periods are left by dead runs: a waiter removes them. */
+export const LEASE_GC_PERIODS = 3;
 
 /**
  * What a waiter has seen, poll after poll (pure: the time is given). `observe` takes the stack's
  * locks and the leases of other runs, and returns the locks that are stale under the rule above.
+ * Each lease is judged on max(the waiter's period, the period the lease states).
  */
 export class LockWatch {
     private readonly locksSince = new Map<string, number>();
     /** Per lease: its last beat, when that changed, and since when it has given no sign of a running holder. */
-    private readonly leases = new Map<string, { beat: number; changedAt: number; quietSince: number }>();
+    private readonly leases = new Map<string, { beat: number; changedAt: number; quietSince: number; periodMs: number }>();
 
     constructor(private readonly periodMs: number) {}
+
+    private periodOf(lease: LeaseContent): number {
+        return Math.max(this.periodMs, leasePeriodMs(lease) ?? 0);
+    }
 
     observe(now: number, locks: ReadonlyMap<string, LockContent | undefined>, leases: ReadonlyMap<string, LeaseContent | undefined>): string[] {
         for (const key of [...this.locksSince.keys()]) if (!locks.has(key)) this.locksSince.delete(key);
@@ -112,21 +140,39 @@ export class LockWatch {
         for (const [key, lease] of leases) {
             if (!lease) continue;
             const seen = this.leases.get(key);
-            if (!seen) this.leases.set(key, { beat: lease.beat, changedAt: now, quietSince: now });
-            else if (seen.beat !== lease.beat) this.leases.set(key, { beat: lease.beat, changedAt: now, quietSince: lease.phase === "running" ? now : seen.quietSince });
+            const periodMs = this.periodOf(lease);
+            if (!seen) this.leases.set(key, { beat: lease.beat, changedAt: now, quietSince: now, periodMs });
+            else if (seen.beat !== lease.beat) this.leases.set(key, { beat: lease.beat, changedAt: now, quietSince: lease.phase === "running" ? now : seen.quietSince, periodMs });
         }
         const stale: string[] = [];
         for (const [key, lock] of locks) {
-            if (!lock || now - this.locksSince.get(key)! < this.periodMs) continue;
+            if (!lock) continue;
             const owners = [...leases].filter(([, l]) => l && explains(l, lock)).map(([k]) => this.leases.get(k)!);
-            if (owners.length > 0 && owners.every((o) => now - o.quietSince >= this.periodMs)) stale.push(key);
+            if (owners.length === 0) continue;
+            // The lock is watched, and every owner quiet, for the longest period among them.
+            const period = Math.max(...owners.map((o) => o.periodMs));
+            if (now - this.locksSince.get(key)! < period) continue;
+            if (owners.every((o) => now - o.quietSince >= o.periodMs)) stale.push(key);
         }
         return stale;
     }
 
     /** The leases that explain a lock and have not changed for a whole period (their runs are dead): removed with it. */
     deadOwners(now: number, lock: LockContent, leases: ReadonlyMap<string, LeaseContent | undefined>): string[] {
-        return [...leases].filter(([k, l]) => l && explains(l, lock) && now - (this.leases.get(k)?.changedAt ?? now) >= this.periodMs).map(([k]) => k);
+        return [...leases]
+            .filter(([k, l]) => {
+                const seen = this.leases.get(k);
+                return l && seen && explains(l, lock) && now - seen.changedAt >= seen.periodMs;
+            })
+            .map(([k]) => k);
+    }
+
+    /**
+     * Leases this waiter has watched stay unchanged for LEASE_GC_PERIODS of their periods: left by
+     * runs that died (a live run renews every period/6). A lease that changed is never among them.
+     */
+    abandoned(now: number): string[] {
+        return [...this.leases].filter(([, s]) => now - s.changedAt >= LEASE_GC_PERIODS * s.periodMs).map(([k]) => k);
     }
 }
 
@@ -138,17 +184,19 @@ export interface Lease {
 
 /**
  * Take a lease on a stack for this run: written before any engine call, renewed every
- * period/6, deleted at the end. A renewal that fails is tried again at the next beat; it
- * is said once, since a lease silent for a whole period lets a waiter take the stack.
+ * period/6 (with the period and the renewal's time), deleted at the end. A renewal that fails
+ * is tried again at the next beat; it is said once, since a lease silent for a whole period lets
+ * a waiter take the stack.
  */
 export async function holdLease(store: StateStore, stack: string, periodSeconds: number, log: (line: string) => void, now: () => Date = () => new Date()): Promise<Lease> {
     const key = `${leaseDir(stack)}${randomUUID()}.json`;
-    let content: LeaseContent = { version: 1, host: hostname(), pid: process.pid, started: now().toISOString(), phase: "running", beat: 0 };
+    const started = now().toISOString();
+    let content: LeaseContent = { version: 1, host: hostname(), pid: process.pid, started, phase: "running", beat: 0, period: periodSeconds, beatAt: started };
     let writing: Promise<void> = Promise.resolve();
     let complained = false;
     let released = false;
     const write = (next: Partial<LeaseContent>) => {
-        content = { ...content, ...next, beat: content.beat + 1 };
+        content = { ...content, ...next, beat: content.beat + 1, beatAt: now().toISOString() };
         const body = JSON.stringify(content);
         writing = writing
             .then(() => (released ? undefined : store.write(key, body)))
@@ -168,7 +216,7 @@ export async function holdLease(store: StateStore, stack: string, periodSeconds:
             clearInterval(timer);
             await writing;
             released = true;
-            await store.remove([key]).catch(() => undefined); // a leftover lease is silent: it explains no live lock
+            await store.remove([key]).catch(() => undefined); // a leftover lease is silent: it explains no later lock
         },
     };
 }
@@ -242,6 +290,9 @@ export async function waitForLocks(o: WaitOptions): Promise<number> {
         const leases = await readAll(o.store, leaseDir(o.stack), parseLease, o.ownLease);
         const now = performance.now();
         const stale = watch.observe(now, locks, leases);
+        // Leases of dead runs left behind (a run killed while it waited): tidied, never one that changed.
+        const abandoned = watch.abandoned(now);
+        if (abandoned.length > 0) await o.store.remove(abandoned).catch(() => undefined);
         if (stale.length > 0) {
             const dead = new Set(stale.flatMap((k) => watch.deadOwners(now, locks.get(k)!, leases)));
             for (const k of stale)

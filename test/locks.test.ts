@@ -10,7 +10,17 @@ import { fileStore } from "../local/stateStore";
 
 const PERIOD = 60_000;
 const lock: LockContent = { pid: 4242, username: "runner", hostname: "runner-7-concurrent-0", timestamp: "2026-12-01T10:00:05.000Z" };
-const lease = (beat: number, phase: LeaseContent["phase"] = "running", host = "runner-7-concurrent-0", started = "2026-12-01T10:00:00.000Z"): LeaseContent => ({ version: 1, host, pid: 17, started, phase, beat });
+// A lease alive when the lock was taken: its last renewal (beatAt) at the lock's time.
+const lease = (beat: number, phase: LeaseContent["phase"] = "running", host = "runner-7-concurrent-0", started = "2026-12-01T10:00:00.000Z", beatAt = "2026-12-01T10:00:05.000Z", period: number | null = 60): LeaseContent => ({
+    version: 1,
+    host,
+    pid: 17,
+    started,
+    phase,
+    beat,
+    beatAt,
+    ...(period === null ? {} : { period }),
+});
 const locks = (m: Record<string, LockContent>) => new Map(Object.entries(m));
 const leases = (m: Record<string, LeaseContent>) => new Map(Object.entries(m));
 
@@ -102,7 +112,7 @@ describe("a run's lease and a waiter, on a real store", () => {
         const store = fileStore(mkdtempSync(join(tmpdir(), "dataops-wait-")));
         const taken = new Date(Date.now() - 1000).toISOString();
         await store.write(`${lockDir("br-x")}dead-engine.json`, JSON.stringify({ ...lock, timestamp: taken }));
-        await store.write(`${leaseDir("br-x")}dead-run.json`, JSON.stringify(lease(9, "running", lock.hostname, new Date(Date.now() - 5000).toISOString())));
+        await store.write(`${leaseDir("br-x")}dead-run.json`, JSON.stringify(lease(9, "running", lock.hostname, new Date(Date.now() - 5000).toISOString(), taken, 1)));
         const lines: string[] = [];
         const released = await waitForLocks({ store, stack: "br-x", periodSeconds: 1, deadline: Date.now() + 20_000, timeoutSeconds: 20, log: (l) => lines.push(l), pollMs: 100 });
         expect(released).toBe(1);
@@ -142,5 +152,75 @@ describe("a process of this machine that is gone", () => {
         expect(await waitForLocks({ store, stack: "br-z", periodSeconds: 3600, deadline: Date.now() + 5000, timeoutSeconds: 5, log: (l) => lines.push(l), samePidSpace: true })).toBe(1);
         expect(lines).toEqual([`dataops: br-z was locked by process ${dead}, which is gone; releasing its lock`]);
         expect(await store.list(lockDir("br-z"))).toEqual([]);
+    });
+});
+
+describe("a lease left by a run that died long before the lock was taken", () => {
+    it("GIVEN a lease whose last renewal is more than 1.5 beats before the lock's time THEN it does not explain the lock; one renewed within 1.5 beats, or after, does", () => {
+        // period 60 s: a beat every 10 s, so 15 s of tolerance before the lock's time (10:00:05).
+        expect(explains(lease(3, "waiting", lock.hostname, "2026-12-01T09:00:00.000Z", "2026-12-01T09:10:00.000Z"), lock)).toBe(false);
+        expect(explains(lease(3, "running", lock.hostname, "2026-12-01T09:59:00.000Z", "2026-12-01T09:59:49.000Z"), lock)).toBe(false);
+        expect(explains(lease(3, "running", lock.hostname, "2026-12-01T09:59:00.000Z", "2026-12-01T09:59:51.000Z"), lock)).toBe(true);
+        expect(explains(lease(9, "running", lock.hostname, "2026-12-01T09:59:00.000Z", "2026-12-01T10:30:00.000Z"), lock)).toBe(true);
+    });
+
+    it("GIVEN the lease of a run killed while it waited, on the host name a hand-run pulumi up later reuses WHEN a waiter watches that live lock for many periods THEN it is never released", () => {
+        // GitLab's docker executor names every container of a runner slot alike (runner-…-concurrent-0).
+        const w = new LockWatch(PERIOD);
+        const l = locks({ "k.json": lock });
+        const r = leases({ "killed-waiter.json": lease(3, "waiting", lock.hostname, "2026-12-01T09:00:00.000Z", "2026-12-01T09:10:00.000Z") });
+        for (let t = 0; t <= 10 * PERIOD; t += PERIOD / 6) expect(w.observe(t, l, r)).toEqual([]);
+    });
+
+    it("GIVEN a lease silent for three of its periods and one still renewed WHEN a waiter waits THEN the silent one is removed and the renewed one stays", async () => {
+        const store = fileStore(mkdtempSync(join(tmpdir(), "dataops-gc-")));
+        const now = new Date().toISOString();
+        await store.write(`${lockDir("br-g")}by-hand.json`, JSON.stringify({ ...lock, hostname: "laptop", timestamp: now }));
+        const left = `${leaseDir("br-g")}left.json`;
+        await store.write(left, JSON.stringify(lease(4, "waiting", lock.hostname, now, now, 1)));
+        const live = await holdLease(store, "br-g", 1, () => undefined);
+        try {
+            await expect(waitForLocks({ store, stack: "br-g", periodSeconds: 1, deadline: Date.now() + 4500, timeoutSeconds: 4, log: () => undefined, pollMs: 100 })).rejects.toThrow(/did not become free/);
+            const keys = (await store.list(leaseDir("br-g"))).map((o) => o.key);
+            expect(keys).not.toContain(left);
+            expect(keys).toContain(live.key);
+            expect((await store.list(lockDir("br-g"))).length).toBe(1);
+        } finally {
+            await live.release();
+        }
+    });
+});
+
+describe("a holder and a waiter with different lease periods", () => {
+    it("GIVEN a lease that states a longer period than the waiter's WHEN silent for the waiter's period only THEN its lock is not stale; after the lease's own period it is", () => {
+        const w = new LockWatch(PERIOD);
+        const l = locks({ "k.json": lock });
+        const r = leases({ "slow.json": lease(5, "running", lock.hostname, undefined, undefined, 120) });
+        expect(w.observe(0, l, r)).toEqual([]);
+        expect(w.observe(PERIOD, l, r)).toEqual([]);
+        expect(w.observe(2 * PERIOD - 1, l, r)).toEqual([]);
+        expect(w.observe(2 * PERIOD, l, r)).toEqual(["k.json"]);
+    });
+
+    it("GIVEN a lease of an older dataops that states no period WHEN a waiter waits THEN it explains nothing: the lock stays, named with the pulumi cancel hint", async () => {
+        const store = fileStore(mkdtempSync(join(tmpdir(), "dataops-old-")));
+        const taken = new Date(Date.now() - 1000).toISOString();
+        await store.write(`${lockDir("br-o")}engine.json`, JSON.stringify({ ...lock, timestamp: taken }));
+        await store.write(`${leaseDir("br-o")}old.json`, JSON.stringify(lease(9, "running", lock.hostname, new Date(Date.now() - 5000).toISOString(), taken, null)));
+        const told: string[] = [];
+        await expect(waitForLocks({ store, stack: "br-o", periodSeconds: 1, deadline: Date.now() + 2500, timeoutSeconds: 2, log: (l) => told.push(l), pollMs: 100 })).rejects.toThrow(/did not become free within 2s/);
+        expect(told[0]).toContain("not by a dataops run; waiting up to 2s. If that process is gone, release it with: pulumi cancel --stack br-o --yes");
+        expect((await store.list(lockDir("br-o"))).length).toBe(1);
+    });
+
+    it("GIVEN a lease held WHEN written and renewed THEN it states its period and each renewal's time", async () => {
+        const store = fileStore(mkdtempSync(join(tmpdir(), "dataops-period-")));
+        let clock = Date.parse("2026-12-01T10:00:00.000Z");
+        const held = await holdLease(store, "br-p", 30, () => undefined, () => new Date(clock));
+        expect(parseLease(await store.read(held.key))).toMatchObject({ period: 30, beat: 0, beatAt: "2026-12-01T10:00:00.000Z" });
+        clock += 5000;
+        await held.setPhase("waiting");
+        expect(parseLease(await store.read(held.key))).toMatchObject({ period: 30, beat: 1, beatAt: "2026-12-01T10:00:05.000Z" });
+        await held.release();
     });
 });

@@ -184,38 +184,51 @@ export interface Lease {
 
 /**
  * Take a lease on a stack for this run: written before any engine call, renewed every
- * period/6 (with the period and the renewal's time), deleted at the end. A renewal that fails
- * is tried again at the next beat; it is said once, since a lease silent for a whole period lets
- * a waiter take the stack.
+ * period/6 (with the period and the renewal's time), deleted at the end. Renewals are never
+ * queued: a write still in flight at the next beat is aborted and the newest beat written
+ * instead, and each write is abandoned after one beat, so one hung request cannot silence the
+ * lease while the engine goes on saving. A renewal that fails is said once (a lease silent for a
+ * whole period lets a waiter take the stack) and tried again at the next beat.
  */
 export async function holdLease(store: StateStore, stack: string, periodSeconds: number, log: (line: string) => void, now: () => Date = () => new Date()): Promise<Lease> {
     const key = `${leaseDir(stack)}${randomUUID()}.json`;
+    const beatMs = Math.max(1000, Math.floor((periodSeconds * 1000) / 6));
     const started = now().toISOString();
     let content: LeaseContent = { version: 1, host: hostname(), pid: process.pid, started, phase: "running", beat: 0, period: periodSeconds, beatAt: started };
-    let writing: Promise<void> = Promise.resolve();
+    let inflight: { done: Promise<void>; abort: AbortController } | undefined;
     let complained = false;
     let released = false;
-    const write = (next: Partial<LeaseContent>) => {
+    const write = (next: Partial<LeaseContent>): Promise<void> => {
         content = { ...content, ...next, beat: content.beat + 1, beatAt: now().toISOString() };
-        const body = JSON.stringify(content);
-        writing = writing
-            .then(() => (released ? undefined : store.write(key, body)))
+        if (released) return Promise.resolve();
+        inflight?.abort.abort();
+        const abort = new AbortController();
+        const giveUp = setTimeout(() => abort.abort(), beatMs);
+        giveUp.unref();
+        const done: Promise<void> = store
+            .write(key, JSON.stringify(content), { signal: abort.signal })
             .catch((e: unknown) => {
-                if (!complained) log(`dataops: could not renew this run's lease on ${stack} (${(e as Error).message}); retrying`);
+                if (!complained) log(`dataops: could not renew this run's lease on ${stack} (${abort.signal.aborted ? "no answer within a beat" : (e as Error).message}); retrying`);
                 complained = true;
+            })
+            .finally(() => {
+                clearTimeout(giveUp);
+                if (inflight?.done === done) inflight = undefined;
             });
-        return writing;
+        inflight = { done, abort };
+        return done;
     };
     await store.write(key, JSON.stringify(content));
-    const timer = setInterval(() => void write({}), Math.max(1000, Math.floor((periodSeconds * 1000) / 6)));
+    const timer = setInterval(() => void write({}), beatMs);
     timer.unref();
     return {
         key,
         setPhase: (phase) => write({ phase }),
         async release() {
             clearInterval(timer);
-            await writing;
             released = true;
+            // Let a write in flight land (or give up) before the delete, so that it cannot recreate the lease.
+            await inflight?.done;
             await store.remove([key]).catch(() => undefined); // a leftover lease is silent: it explains no later lock
         },
     };

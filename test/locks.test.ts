@@ -2,11 +2,13 @@
 // given clock, and the lease a run holds, on a real file store.
 import { spawn, spawnSync } from "node:child_process";
 import { mkdtempSync } from "node:fs";
+import { createServer, type Socket } from "node:net";
 import { hostname, tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { explains, holdLease, processGone, leaseDir, leaseSeconds, type LeaseContent, lockDir, type LockContent, LockWatch, parseLease, waitForLocks } from "../lifecycle/locks";
-import { fileStore } from "../local/stateStore";
+import { s3Store } from "../local/s3Store";
+import { fileStore, type StateStore } from "../local/stateStore";
 
 const PERIOD = 60_000;
 const lock: LockContent = { pid: 4242, username: "runner", hostname: "runner-7-concurrent-0", timestamp: "2026-12-01T10:00:05.000Z" };
@@ -222,5 +224,59 @@ describe("a holder and a waiter with different lease periods", () => {
         await held.setPhase("waiting");
         expect(parseLease(await store.read(held.key))).toMatchObject({ period: 30, beat: 1, beatAt: "2026-12-01T10:00:05.000Z" });
         await held.release();
+    });
+});
+
+describe("a lease renewal that hangs", () => {
+    const within = <T>(p: Promise<T>, ms: number) => Promise.race([p, new Promise<"timed out">((r) => setTimeout(() => r("timed out"), ms).unref())]);
+
+    it("GIVEN a store whose renewal hangs WHEN the lease is renewed again THEN the hung write is abandoned and the newest renewal is written at once", async () => {
+        const writes: Array<{ beat: number; signal?: AbortSignal }> = [];
+        const store: StateStore = {
+            where: "memory",
+            list: async () => [],
+            read: async () => undefined,
+            remove: async () => undefined,
+            write: (_key, body, options) => {
+                const beat = (JSON.parse(body) as LeaseContent).beat;
+                writes.push({ beat, signal: options?.signal });
+                if (beat !== 1) return Promise.resolve();
+                // The first renewal hangs until it is aborted, as a PUT with no answer.
+                return new Promise<void>((_, reject) => options?.signal?.addEventListener("abort", () => reject(new Error("aborted"))));
+            },
+        };
+        const lines: string[] = [];
+        const held = await holdLease(store, "br-h", 60, (l) => lines.push(l));
+        void held.setPhase("waiting");
+        expect(await within(held.setPhase("running"), 1000)).toBeUndefined();
+        expect(writes.map((w) => w.beat)).toEqual([0, 1, 2]);
+        expect(writes[1].signal?.aborted).toBe(true);
+        expect(await within(held.release(), 1000)).toBeUndefined();
+        expect(lines).toEqual(["dataops: could not renew this run's lease on br-h (no answer within a beat); retrying"]);
+    });
+
+    it("GIVEN an S3 endpoint that accepts connections and never answers WHEN a lease is written THEN the write fails within seconds instead of hanging", async () => {
+        const sockets: Socket[] = [];
+        const server = createServer((s) => sockets.push(s));
+        await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
+        const port = (server.address() as { port: number }).port;
+        try {
+            const env = { AWS_ACCESS_KEY_ID: "k", AWS_SECRET_ACCESS_KEY: "s", AWS_REGION: "us-east-1", DATAOPS_LOCK_LEASE_SECONDS: "6" };
+            const store = s3Store(`s3://b?endpoint=http://127.0.0.1:${port}&s3ForcePathStyle=true`, env);
+            const started = Date.now();
+            const outcome = await within(
+                store.write(`${leaseDir("br-s")}x.json`, "{}").then(
+                    () => "written",
+                    (e: Error) => e.message,
+                ),
+                8000,
+            );
+            expect(outcome).toMatch(/^s3:\/\/b: writing \.dataops\/leases\/dataops\/br-s\/x\.json failed: TimeoutError/);
+            // Each attempt gives up after half a beat (a beat is 1 s here); the SDK tries three times.
+            expect(Date.now() - started).toBeLessThan(5000);
+        } finally {
+            for (const s of sockets) s.destroy();
+            server.close();
+        }
     });
 });

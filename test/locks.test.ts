@@ -6,6 +6,7 @@ import { createServer, type Socket } from "node:net";
 import { hostname, tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
+import { withLockWait } from "../lifecycle/environments";
 import { explains, holdLease, processGone, leaseDir, leaseSeconds, type LeaseContent, lockDir, type LockContent, LockWatch, parseLease, waitForLocks } from "../lifecycle/locks";
 import { s3Store } from "../local/s3Store";
 import { fileStore, type StateStore } from "../local/stateStore";
@@ -278,5 +279,39 @@ describe("a lease renewal that hangs", () => {
             for (const s of sockets) s.destroy();
             server.close();
         }
+    });
+});
+
+describe("a dead process's lock on a file backend dataops reads", () => {
+    it("GIVEN a lock of a process that is gone WHEN an engine call meets it THEN that lock alone is removed by its key, without pulumi cancel (which would delete a lock a parallel run took meanwhile)", async () => {
+        const dir = mkdtempSync(join(tmpdir(), "dataops-cancel-"));
+        const store = fileStore(dir);
+        const dead = spawnSync("true").pid!;
+        const deadLock = `${lockDir("br-c")}dead-engine.json`;
+        await store.write(deadLock, JSON.stringify({ pid: dead, username: "me", hostname: hostname(), timestamp: new Date().toISOString() }));
+        // The engine, faked: any call lets a parallel run take its lock first (the race), and
+        // `cancel` deletes every lock of the stack, as pulumi cancel does on a file backend.
+        const calls: string[][] = [];
+        const pulumi = {
+            command: "pulumi",
+            version: null,
+            run: async (args: string[]) => {
+                calls.push(args);
+                if (calls.length === 1) await store.write(`${lockDir("br-c")}parallel-run.json`, JSON.stringify({ pid: process.pid, username: "me", hostname: hostname(), timestamp: new Date().toISOString() }));
+                if (args.includes("cancel")) await store.remove((await store.list(lockDir("br-c"))).map((o) => o.key));
+                return { stdout: "", stderr: "", code: 0 };
+            },
+        };
+        const ctx = { root: dir, pulumi, envVars: { PULUMI_BACKEND_URL: `file://${dir}` }, store, leaseSeconds: 60 } as unknown as Parameters<typeof withLockWait>[0];
+        let tries = 0;
+        const lines: string[] = [];
+        const result = await withLockWait(ctx, "br-c", 10, (l) => lines.push(l), async () => {
+            if (tries++ === 0) throw new Error("the stack is currently locked by 1 lock(s)");
+            return "updated";
+        });
+        expect(result).toBe("updated");
+        expect(calls).toEqual([]);
+        expect(await store.list(lockDir("br-c"))).toEqual([]);
+        expect(lines).toEqual([`dataops: br-c was locked by process ${dead}, which is gone; releasing its lock`]);
     });
 });

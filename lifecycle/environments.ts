@@ -572,7 +572,7 @@ function pulumiCli(ctx: LocalContext, args: string[]): Promise<void> {
  */
 async function removeWhatWasKept(ctx: LocalContext, name: string, log: (line: string) => void): Promise<void> {
     if (!ctx.store) return;
-    const removed = await purgeStack(ctx.store, name, ctx.keepStateHistory ?? false);
+    const removed = await purgeStack(ctx.store, name, ctx.keepStateHistory ?? false, ctx.leaseSeconds ?? 60);
     if (removed.length > 0 && process.env.DATAOPS_DEBUG) log(`dataops: removed ${removed.length} object(s) the backend kept for ${name}: ${removed.join(", ")}`);
 }
 

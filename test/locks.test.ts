@@ -1,12 +1,13 @@
 // The lease rule that releases a dead run's stack lock (lifecycle/locks.ts), poll by poll on a
 // given clock, and the lease a run holds, on a real file store.
 import { spawn, spawnSync } from "node:child_process";
-import { mkdtempSync } from "node:fs";
+import { mkdtempSync, utimesSync } from "node:fs";
 import { createServer, type Socket } from "node:net";
 import { hostname, tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { withLockWait } from "../lifecycle/environments";
+import { purgeStack } from "../lifecycle/purge";
 import { explains, holdLease, processGone, leaseDir, leaseSeconds, type LeaseContent, lockDir, type LockContent, LockWatch, parseLease, waitForLocks } from "../lifecycle/locks";
 import { s3Store } from "../local/s3Store";
 import { fileStore, type StateStore } from "../local/stateStore";
@@ -313,5 +314,26 @@ describe("a dead process's lock on a file backend dataops reads", () => {
         expect(calls).toEqual([]);
         expect(await store.list(lockDir("br-c"))).toEqual([]);
         expect(lines).toEqual([`dataops: br-c was locked by process ${dead}, which is gone; releasing its lock`]);
+    });
+});
+
+describe("the purge after a stack is removed", () => {
+    it("GIVEN a lease renewed within its period (a run that started after stack rm) and one silent for longer WHEN the stack is purged THEN only the silent one is removed", async () => {
+        const dir = mkdtempSync(join(tmpdir(), "dataops-purge-"));
+        const store = fileStore(dir);
+        const fresh = `${leaseDir("br-u")}new-push.json`;
+        const old = `${leaseDir("br-u")}dead-run.json`;
+        const slow = `${leaseDir("br-u")}slow-holder.json`;
+        const t = new Date().toISOString();
+        await store.write(fresh, JSON.stringify(lease(1, "running", hostname(), t, t, 60)));
+        await store.write(old, JSON.stringify(lease(7, "running", hostname(), t, t, 60)));
+        // A holder with a longer period renews less often: judged on its own period.
+        await store.write(slow, JSON.stringify(lease(2, "running", hostname(), t, t, 600)));
+        const ago = (s: number) => new Date(Date.now() - s * 1000);
+        utimesSync(join(dir, ...old.split("/")), ago(90), ago(90));
+        utimesSync(join(dir, ...slow.split("/")), ago(90), ago(90));
+        const removed = await purgeStack(store, "br-u", false, 60);
+        expect(removed).toEqual([old]);
+        expect((await store.list(leaseDir("br-u"))).map((o) => o.key).sort()).toEqual([fresh, slow].sort());
     });
 });

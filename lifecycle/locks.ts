@@ -7,21 +7,56 @@
 //
 // The rule: a lease renewed by the holder. Every dataops run that can take a stack's lock first
 // writes a lease `.dataops/leases/<project>/<stack>/<run id>.json` ({host, pid, started, phase,
-// beat}) and rewrites it every lease/6 seconds (beat + 1) until it ends; `phase` is "waiting"
-// while the run only polls for a lock to go away (no engine of its runs then, so it holds no
-// lock) and "running" otherwise. A waiter releases a lock when, watched for a whole lease
-// period on its own monotonic clock (no clock shared between machines is needed):
+// beat, period, beatAt}) and rewrites it every period/6 seconds (beat + 1, beatAt = the time of
+// that renewal on the run's own clock, period = its DATAOPS_LOCK_LEASE_SECONDS) until it ends.
+// No renewal waits for another: S3 requests time out within half a beat, and one still in flight
+// at the next beat is aborted and the newest beat written. `phase` is "waiting" while the run only
+// polls for a lock to go away (no engine of its runs then, so it holds no lock) and "running"
+// otherwise.
+//
+// A lease explains a lock (its run can be the lock's holder) when
+//   a. it has the lock's host name,
+//   b. it was started before the lock was taken (the engine runs only after its run wrote the
+//      lease; 2 s of slack), and
+//   c. its run was alive when the lock was taken: its last renewal (beatAt) is no older than
+//      1.5 beats (1.5 × its period/6) before the lock's timestamp. beatAt and the lock's
+//      timestamp come from one host's clock (the engine is a child of the run), so no clock
+//      shared between machines is needed. A live run keeps renewing, so its beatAt only moves
+//      forward and it comes to explain the lock even if a renewal was late when it took it;
+//      a dead run's beatAt is frozen, and one whose last beat came long before the lock cannot
+//      have taken it.
+// A lease that does not state its period (an older dataops) explains nothing.
+// Why (c) is required: a host name does not identify a run (GitLab's docker executor names every
+// container of a runner slot alike, runner-…-concurrent-0), so without it the lease a run killed
+// while it waited leaves behind would explain every later lock from that host name, a hand-run
+// `pulumi up`'s included, and its silence would release that live lock.
+//
+// A waiter judges each lease on P = max(its own period, the period the lease states), and
+// releases a lock when, watched on its own monotonic clock for the longest P among the leases
+// that explain it:
 //   1. the same lock object stayed there, and
-//   2. it was taken by a dataops run: some lease on the stack has the lock's host name and was
-//      started before the lock (the engine runs only after its run wrote the lease), and
-//   3. no such lease was seen running: every one of them either never changed (its run is
+//   2. some lease explains it, and
+//   3. none of those leases was seen running for its P: each either never changed (its run is
 //      dead) or was only seen waiting.
 // Why it is safe: a live run rewrites its lease five or six times per period, so condition 3
 // cannot hold for it; it renews through the same bucket the engine writes its checkpoints to, so
 // a run that cannot renew for a whole period cannot save its update either. Only the lock
 // object watched is deleted (by its key, never `pulumi cancel`, which deletes every lock of the
-// stack, a live newcomer's included). A lock that no lease explains (someone ran `pulumi up`
-// by hand) is never released: the waiter names its holder and waits.
+// stack, a live newcomer's included), with the explaining leases that have not changed for their P.
+// A lock that no lease explains (someone ran `pulumi up` by hand, or an older dataops holds it)
+// is never released: the waiter names its holder and the `pulumi cancel` to run, and waits.
+//
+// Limits: the host name is all that links a lock to a lease, so a lock taken by some other
+// process on a host name a live dataops run also has (started before it, alive then) is released
+// if that run only waits for a period. A holder that dies just after taking its lock while its
+// renewals were failing (beatAt already older than 1.5 beats) explains nothing: its lock waits for
+// `pulumi cancel`. A runner paused longer than a period (a frozen VM) looks dead: raise
+// DATAOPS_LOCK_LEASE_SECONDS where that happens. An aborted renewal can still land after a newer
+// one; that is a change too, so the lease still looks alive.
+// Tidying: a waiter removes leases it has watched stay unchanged for three of their periods;
+// the purge after `stack rm` keeps leases renewed within their period (lifecycle/purge.ts).
+// On a local file backend, a lock of this host whose process is gone is also released at once
+// (samePidSpace).
 import { readFileSync } from "node:fs";
 import { hostname } from "node:os";
 import { randomUUID } from "node:crypto";

@@ -410,8 +410,9 @@ export async function clearPendingOperations(stack: Stack, log: (line: string) =
  * A lock left by a run that died is released instead of waited for: on a backend dataops
  * reads itself, by the lease rule of lifecycle/locks.ts, polling the bucket rather than
  * asking the engine again; on the local file backend also at once when its process is gone.
+ * Exported for tests.
  */
-async function withLockWait<T>(
+export async function withLockWait<T>(
     ctx: LocalContext,
     name: string,
     timeoutSeconds: number,
@@ -436,7 +437,9 @@ async function withLockWait<T>(
             }
             if (!(e instanceof automation().ConcurrentUpdateError) && !/currently locked|concurrent update/i.test(String(e))) throw e;
             if (signal?.aborted) throw e;
-            if (await clearStaleLock(ctx, name, log)) {
+            // Without a store only: `pulumi cancel` deletes every lock of the stack, and a run that
+            // took the stack meanwhile would lose its own; waitForLocks removes a dead process's lock by its key.
+            if (!ctx.store && (await clearStaleLock(ctx, name, log))) {
                 onStaleLock?.();
                 continue;
             }
@@ -579,7 +582,7 @@ function pulumiCli(ctx: LocalContext, args: string[]): Promise<void> {
  */
 async function removeWhatWasKept(ctx: LocalContext, name: string, log: (line: string) => void): Promise<void> {
     if (!ctx.store) return;
-    const removed = await purgeStack(ctx.store, name, ctx.keepStateHistory ?? false);
+    const removed = await purgeStack(ctx.store, name, ctx.keepStateHistory ?? false, ctx.leaseSeconds ?? 60);
     if (removed.length > 0 && process.env.DATAOPS_DEBUG) log(`dataops: removed ${removed.length} object(s) the backend kept for ${name}: ${removed.join(", ")}`);
 }
 

@@ -7,21 +7,56 @@
 //
 // The rule: a lease renewed by the holder. Every dataops run that can take a stack's lock first
 // writes a lease `.dataops/leases/<project>/<stack>/<run id>.json` ({host, pid, started, phase,
-// beat}) and rewrites it every lease/6 seconds (beat + 1) until it ends; `phase` is "waiting"
-// while the run only polls for a lock to go away (no engine of its runs then, so it holds no
-// lock) and "running" otherwise. A waiter releases a lock when, watched for a whole lease
-// period on its own monotonic clock (no clock shared between machines is needed):
+// beat, period, beatAt}) and rewrites it every period/6 seconds (beat + 1, beatAt = the time of
+// that renewal on the run's own clock, period = its DATAOPS_LOCK_LEASE_SECONDS) until it ends.
+// No renewal waits for another: S3 requests time out within half a beat, and one still in flight
+// at the next beat is aborted and the newest beat written. `phase` is "waiting" while the run only
+// polls for a lock to go away (no engine of its runs then, so it holds no lock) and "running"
+// otherwise.
+//
+// A lease explains a lock (its run can be the lock's holder) when
+//   a. it has the lock's host name,
+//   b. it was started before the lock was taken (the engine runs only after its run wrote the
+//      lease; 2 s of slack), and
+//   c. its run was alive when the lock was taken: its last renewal (beatAt) is no older than
+//      1.5 beats (1.5 × its period/6) before the lock's timestamp. beatAt and the lock's
+//      timestamp come from one host's clock (the engine is a child of the run), so no clock
+//      shared between machines is needed. A live run keeps renewing, so its beatAt only moves
+//      forward and it comes to explain the lock even if a renewal was late when it took it;
+//      a dead run's beatAt is frozen, and one whose last beat came long before the lock cannot
+//      have taken it.
+// A lease that does not state its period (an older dataops) explains nothing.
+// Why (c) is required: a host name does not identify a run (GitLab's docker executor names every
+// container of a runner slot alike, runner-…-concurrent-0), so without it the lease a run killed
+// while it waited leaves behind would explain every later lock from that host name, a hand-run
+// `pulumi up`'s included, and its silence would release that live lock.
+//
+// A waiter judges each lease on P = max(its own period, the period the lease states), and
+// releases a lock when, watched on its own monotonic clock for the longest P among the leases
+// that explain it:
 //   1. the same lock object stayed there, and
-//   2. it was taken by a dataops run: some lease on the stack has the lock's host name and was
-//      started before the lock (the engine runs only after its run wrote the lease), and
-//   3. no such lease was seen running: every one of them either never changed (its run is
+//   2. some lease explains it, and
+//   3. none of those leases was seen running for its P: each either never changed (its run is
 //      dead) or was only seen waiting.
 // Why it is safe: a live run rewrites its lease five or six times per period, so condition 3
 // cannot hold for it; it renews through the same bucket the engine writes its checkpoints to, so
 // a run that cannot renew for a whole period cannot save its update either. Only the lock
 // object watched is deleted (by its key, never `pulumi cancel`, which deletes every lock of the
-// stack, a live newcomer's included). A lock that no lease explains (someone ran `pulumi up`
-// by hand) is never released: the waiter names its holder and waits.
+// stack, a live newcomer's included), with the explaining leases that have not changed for their P.
+// A lock that no lease explains (someone ran `pulumi up` by hand, or an older dataops holds it)
+// is never released: the waiter names its holder and the `pulumi cancel` to run, and waits.
+//
+// Limits: the host name is all that links a lock to a lease, so a lock taken by some other
+// process on a host name a live dataops run also has (started before it, alive then) is released
+// if that run only waits for a period. A holder that dies just after taking its lock while its
+// renewals were failing (beatAt already older than 1.5 beats) explains nothing: its lock waits for
+// `pulumi cancel`. A runner paused longer than a period (a frozen VM) looks dead: raise
+// DATAOPS_LOCK_LEASE_SECONDS where that happens. An aborted renewal can still land after a newer
+// one; that is a change too, so the lease still looks alive.
+// Tidying: a waiter removes leases it has watched stay unchanged for three of their periods;
+// the purge after `stack rm` keeps leases renewed within their period (lifecycle/purge.ts).
+// On a local file backend, a lock of this host whose process is gone is also released at once
+// (samePidSpace).
 import { readFileSync } from "node:fs";
 import { hostname } from "node:os";
 import { randomUUID } from "node:crypto";
@@ -63,6 +98,10 @@ export interface LeaseContent {
     readonly started: string;
     readonly phase: "running" | "waiting";
     readonly beat: number;
+    /** The holder's DATAOPS_LOCK_LEASE_SECONDS: it renews every period/6. Absent in leases of older dataops, which explain no lock. */
+    readonly period?: number;
+    /** When this renewal was written, on the holder's clock (the clock its engine stamps its lock with). */
+    readonly beatAt?: string;
 }
 
 export function parseLock(text: string | undefined): LockContent | undefined {
@@ -86,24 +125,48 @@ export function parseLease(text: string | undefined): LeaseContent | undefined {
 /** Slack for comparing a lease's start with its lock's time: both come from one host's clock, written in this order. */
 const SAME_HOST_SLACK_MS = 2000;
 
-/** Whether the lock can have been taken by the run that holds this lease. */
+/** A lease's period in ms, or undefined for a lease that does not say it (older dataops). */
+function leasePeriodMs(lease: LeaseContent): number | undefined {
+    return typeof lease.period === "number" && Number.isFinite(lease.period) && lease.period > 0 ? lease.period * 1000 : undefined;
+}
+
+/**
+ * Whether the lock can have been taken by the run that holds this lease: same host name, the
+ * lease started before the lock, and the run was alive when the lock was taken — its last
+ * renewal is no older than 1.5 beats (1.5 × period/6) before the lock's time. A live run keeps
+ * renewing, so its beatAt only moves forward; a dead run's is frozen, and one whose last beat
+ * was long before the lock cannot have taken it (a lease a killed run left behind, on a host
+ * name a new container reuses). A lease that does not state its period explains nothing.
+ */
 export function explains(lease: LeaseContent, lock: LockContent): boolean {
     if (!lock.hostname || lease.host !== lock.hostname) return false;
+    const period = leasePeriodMs(lease);
+    if (period === undefined) return false;
     const started = Date.parse(lease.started);
+    const beatAt = Date.parse(lease.beatAt ?? "");
     const taken = Date.parse(lock.timestamp ?? "");
-    return Number.isFinite(started) && Number.isFinite(taken) && started <= taken + SAME_HOST_SLACK_MS;
+    if (!Number.isFinite(started) || !Number.isFinite(beatAt) || !Number.isFinite(taken)) return false;
+    return started <= taken + SAME_HOST_SLACK_MS && beatAt >= taken - (1.5 * period) / 6;
 }
+
+/** Leases silent this many of their periods are left by dead runs: a waiter removes them. */
+export const LEASE_GC_PERIODS = 3;
 
 /**
  * What a waiter has seen, poll after poll (pure: the time is given). `observe` takes the stack's
  * locks and the leases of other runs, and returns the locks that are stale under the rule above.
+ * Each lease is judged on max(the waiter's period, the period the lease states).
  */
 export class LockWatch {
     private readonly locksSince = new Map<string, number>();
     /** Per lease: its last beat, when that changed, and since when it has given no sign of a running holder. */
-    private readonly leases = new Map<string, { beat: number; changedAt: number; quietSince: number }>();
+    private readonly leases = new Map<string, { beat: number; changedAt: number; quietSince: number; periodMs: number }>();
 
     constructor(private readonly periodMs: number) {}
+
+    private periodOf(lease: LeaseContent): number {
+        return Math.max(this.periodMs, leasePeriodMs(lease) ?? 0);
+    }
 
     observe(now: number, locks: ReadonlyMap<string, LockContent | undefined>, leases: ReadonlyMap<string, LeaseContent | undefined>): string[] {
         for (const key of [...this.locksSince.keys()]) if (!locks.has(key)) this.locksSince.delete(key);
@@ -112,21 +175,39 @@ export class LockWatch {
         for (const [key, lease] of leases) {
             if (!lease) continue;
             const seen = this.leases.get(key);
-            if (!seen) this.leases.set(key, { beat: lease.beat, changedAt: now, quietSince: now });
-            else if (seen.beat !== lease.beat) this.leases.set(key, { beat: lease.beat, changedAt: now, quietSince: lease.phase === "running" ? now : seen.quietSince });
+            const periodMs = this.periodOf(lease);
+            if (!seen) this.leases.set(key, { beat: lease.beat, changedAt: now, quietSince: now, periodMs });
+            else if (seen.beat !== lease.beat) this.leases.set(key, { beat: lease.beat, changedAt: now, quietSince: lease.phase === "running" ? now : seen.quietSince, periodMs });
         }
         const stale: string[] = [];
         for (const [key, lock] of locks) {
-            if (!lock || now - this.locksSince.get(key)! < this.periodMs) continue;
+            if (!lock) continue;
             const owners = [...leases].filter(([, l]) => l && explains(l, lock)).map(([k]) => this.leases.get(k)!);
-            if (owners.length > 0 && owners.every((o) => now - o.quietSince >= this.periodMs)) stale.push(key);
+            if (owners.length === 0) continue;
+            // The lock is watched, and every owner quiet, for the longest period among them.
+            const period = Math.max(...owners.map((o) => o.periodMs));
+            if (now - this.locksSince.get(key)! < period) continue;
+            if (owners.every((o) => now - o.quietSince >= o.periodMs)) stale.push(key);
         }
         return stale;
     }
 
     /** The leases that explain a lock and have not changed for a whole period (their runs are dead): removed with it. */
     deadOwners(now: number, lock: LockContent, leases: ReadonlyMap<string, LeaseContent | undefined>): string[] {
-        return [...leases].filter(([k, l]) => l && explains(l, lock) && now - (this.leases.get(k)?.changedAt ?? now) >= this.periodMs).map(([k]) => k);
+        return [...leases]
+            .filter(([k, l]) => {
+                const seen = this.leases.get(k);
+                return l && seen && explains(l, lock) && now - seen.changedAt >= seen.periodMs;
+            })
+            .map(([k]) => k);
+    }
+
+    /**
+     * Leases this waiter has watched stay unchanged for LEASE_GC_PERIODS of their periods: left by
+     * runs that died (a live run renews every period/6). A lease that changed is never among them.
+     */
+    abandoned(now: number): string[] {
+        return [...this.leases].filter(([, s]) => now - s.changedAt >= LEASE_GC_PERIODS * s.periodMs).map(([k]) => k);
     }
 }
 
@@ -138,37 +219,52 @@ export interface Lease {
 
 /**
  * Take a lease on a stack for this run: written before any engine call, renewed every
- * period/6, deleted at the end. A renewal that fails is tried again at the next beat; it
- * is said once, since a lease silent for a whole period lets a waiter take the stack.
+ * period/6 (with the period and the renewal's time), deleted at the end. Renewals are never
+ * queued: a write still in flight at the next beat is aborted and the newest beat written
+ * instead, and each write is abandoned after one beat, so one hung request cannot silence the
+ * lease while the engine goes on saving. A renewal that fails is said once (a lease silent for a
+ * whole period lets a waiter take the stack) and tried again at the next beat.
  */
 export async function holdLease(store: StateStore, stack: string, periodSeconds: number, log: (line: string) => void, now: () => Date = () => new Date()): Promise<Lease> {
     const key = `${leaseDir(stack)}${randomUUID()}.json`;
-    let content: LeaseContent = { version: 1, host: hostname(), pid: process.pid, started: now().toISOString(), phase: "running", beat: 0 };
-    let writing: Promise<void> = Promise.resolve();
+    const beatMs = Math.max(1000, Math.floor((periodSeconds * 1000) / 6));
+    const started = now().toISOString();
+    let content: LeaseContent = { version: 1, host: hostname(), pid: process.pid, started, phase: "running", beat: 0, period: periodSeconds, beatAt: started };
+    let inflight: { done: Promise<void>; abort: AbortController } | undefined;
     let complained = false;
     let released = false;
-    const write = (next: Partial<LeaseContent>) => {
-        content = { ...content, ...next, beat: content.beat + 1 };
-        const body = JSON.stringify(content);
-        writing = writing
-            .then(() => (released ? undefined : store.write(key, body)))
+    const write = (next: Partial<LeaseContent>): Promise<void> => {
+        content = { ...content, ...next, beat: content.beat + 1, beatAt: now().toISOString() };
+        if (released) return Promise.resolve();
+        inflight?.abort.abort();
+        const abort = new AbortController();
+        const giveUp = setTimeout(() => abort.abort(), beatMs);
+        giveUp.unref();
+        const done: Promise<void> = store
+            .write(key, JSON.stringify(content), { signal: abort.signal })
             .catch((e: unknown) => {
-                if (!complained) log(`dataops: could not renew this run's lease on ${stack} (${(e as Error).message}); retrying`);
+                if (!complained) log(`dataops: could not renew this run's lease on ${stack} (${abort.signal.aborted ? "no answer within a beat" : (e as Error).message}); retrying`);
                 complained = true;
+            })
+            .finally(() => {
+                clearTimeout(giveUp);
+                if (inflight?.done === done) inflight = undefined;
             });
-        return writing;
+        inflight = { done, abort };
+        return done;
     };
     await store.write(key, JSON.stringify(content));
-    const timer = setInterval(() => void write({}), Math.max(1000, Math.floor((periodSeconds * 1000) / 6)));
+    const timer = setInterval(() => void write({}), beatMs);
     timer.unref();
     return {
         key,
         setPhase: (phase) => write({ phase }),
         async release() {
             clearInterval(timer);
-            await writing;
             released = true;
-            await store.remove([key]).catch(() => undefined); // a leftover lease is silent: it explains no live lock
+            // Let a write in flight land (or give up) before the delete, so that it cannot recreate the lease.
+            await inflight?.done;
+            await store.remove([key]).catch(() => undefined); // a leftover lease is silent: it explains no later lock
         },
     };
 }
@@ -242,6 +338,9 @@ export async function waitForLocks(o: WaitOptions): Promise<number> {
         const leases = await readAll(o.store, leaseDir(o.stack), parseLease, o.ownLease);
         const now = performance.now();
         const stale = watch.observe(now, locks, leases);
+        // Leases of dead runs left behind (a run killed while it waited): tidied, never one that changed.
+        const abandoned = watch.abandoned(now);
+        if (abandoned.length > 0) await o.store.remove(abandoned).catch(() => undefined);
         if (stale.length > 0) {
             const dead = new Set(stale.flatMap((k) => watch.deadOwners(now, locks.get(k)!, leases)));
             for (const k of stale)

@@ -11,7 +11,7 @@
 // the backups and the `.bak` unless asked, so a bucket grew by a whole checkpoint per push of
 // every branch, for ever.
 import type { StateStore } from "../local/stateStore";
-import { leaseDir, lockDir, PROJECT } from "./locks";
+import { DEFAULT_LEASE_SECONDS, leaseDir, lockDir, parseLease, PROJECT } from "./locks";
 
 function escape(s: string): string {
     return s.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
@@ -35,12 +35,21 @@ export async function stackObjects(store: StateStore, stack: string): Promise<st
  * After `pulumi stack rm` of a destroyed stack: remove what is left of it (leases of dead runs,
  * set-aside checkpoints, and unless `keepHistory` its backups). Neither a lock nor the live
  * checkpoint or tags are removed here: `stack rm` held the stack's only lock and removed those,
- * so any there now belong to a run that started after it (a new push of the same branch).
+ * so any there now belong to a run that started after it (a new push of the same branch). Nor a
+ * lease renewed within its period (max of `periodSeconds` and the one it states): such a run is
+ * alive, and its lease is what lets a waiter tell its lock from a dead run's.
  */
-export async function purgeStack(store: StateStore, stack: string, keepHistory: boolean): Promise<string[]> {
+export async function purgeStack(store: StateStore, stack: string, keepHistory: boolean, periodSeconds = DEFAULT_LEASE_SECONDS, now: () => number = Date.now): Promise<string[]> {
     const live = new RegExp(`^\\.pulumi/stacks/${escape(PROJECT)}/${escape(stack)}\\.(json(\\.gz|\\.zst)?|pulumi-tags)$`);
     const kept = (k: string) => k.startsWith(lockDir(stack)) || live.test(k) || (keepHistory && (k.startsWith(`.pulumi/backups/${PROJECT}/${stack}/`) || k === `.pulumi/stacks/${PROJECT}/${stack}.json.bak`));
-    const left = (await stackObjects(store, stack)).filter((k) => !kept(k));
-    if (left.length > 0) await store.remove(left);
-    return left;
+    const left = new Set((await stackObjects(store, stack)).filter((k) => !kept(k)));
+    // A lease's last renewal, by its object's modification time (the backend's clock, near enough this one's for a period).
+    for (const o of await store.list(leaseDir(stack))) {
+        if (!left.has(o.key)) continue;
+        const stated = parseLease(await store.read(o.key).catch(() => undefined))?.period;
+        const period = Math.max(periodSeconds, typeof stated === "number" && Number.isFinite(stated) ? stated : 0) * 1000;
+        if (now() - o.modified.getTime() < period) left.delete(o.key);
+    }
+    if (left.size > 0) await store.remove([...left]);
+    return [...left];
 }

@@ -4,6 +4,7 @@
 // from the AWS SDK's usual environment (AWS_REGION, AWS_ENDPOINT_URL_S3 / AWS_ENDPOINT_URL,
 // credentials, AWS_PROFILE), which the JavaScript SDK reads as the Go one does.
 import type { S3Client, S3ClientConfig } from "@aws-sdk/client-s3";
+import { DEFAULT_LEASE_SECONDS, leaseSeconds } from "../lifecycle/locks";
 import type { StateStore, StoredObject } from "./stateStore";
 
 export class BackendUrlError extends Error {}
@@ -122,10 +123,26 @@ function s3(): typeof import("@aws-sdk/client-s3") {
     return sdk;
 }
 
+/**
+ * Timeouts for every request (the SDK's defaults are none): a lease is renewed every period/6,
+ * and a request that hangs must fail well within one beat, not hold the renewals back.
+ */
+export function s3Timeouts(env: Readonly<Record<string, string | undefined>>): { connectionTimeout: number; requestTimeout: number } {
+    let period = DEFAULT_LEASE_SECONDS;
+    try {
+        period = leaseSeconds(env);
+    } catch {
+        // refused with its key named where the context is made
+    }
+    const beatMs = (period * 1000) / 6;
+    return { connectionTimeout: Math.floor(beatMs / 4), requestTimeout: Math.floor(beatMs / 2) };
+}
+
 export function s3Store(url: string, env: Readonly<Record<string, string | undefined>>): StateStore {
     const settings = s3Settings(url, env);
     let client: S3Client | undefined;
-    const c = () => (client ??= new (s3().S3Client)(settings.client));
+    // Options, not a handler instance: the SDK makes its own NodeHttpHandler from them.
+    const c = () => (client ??= new (s3().S3Client)({ ...settings.client, requestHandler: { ...s3Timeouts(env), throwOnRequestTimeout: true } }));
     const full = (key: string) => `${settings.prefix}${key}`;
     const what = (op: string, e: unknown) => new Error(`${settings.where}: ${op} failed: ${(e as Error).name ?? ""} ${(e as Error).message ?? e}`.replace(/\s+/g, " ").trim());
     return {
@@ -154,7 +171,7 @@ export function s3Store(url: string, env: Readonly<Record<string, string | undef
                 throw what(`reading ${key}`, e);
             }
         },
-        async write(key, body) {
+        async write(key, body, options) {
             const sse = settings.encryption;
             await c()
                 .send(
@@ -165,6 +182,7 @@ export function s3Store(url: string, env: Readonly<Record<string, string | undef
                         ContentType: "application/json",
                         ...(sse ? { ServerSideEncryption: sse.type as "AES256", ...(sse.kmsKeyId ? { SSEKMSKeyId: sse.kmsKeyId } : {}) } : {}),
                     }),
+                    options?.signal ? { abortSignal: options.signal } : {},
                 )
                 .catch((e: unknown) => {
                     throw what(`writing ${key}`, e);

@@ -23,7 +23,8 @@ export interface StateStore {
     list(prefix: string): Promise<StoredObject[]>;
     /** An object's text, or undefined when there is none. */
     read(key: string): Promise<string | undefined>;
-    write(key: string, body: string): Promise<void>;
+    /** Write an object whole; `signal` abandons the request (a write it aborts may or may not have landed). */
+    write(key: string, body: string, options?: { readonly signal?: AbortSignal }): Promise<void>;
     /** Delete these objects; one already gone is not an error. */
     remove(keys: readonly string[]): Promise<void>;
 }

@@ -1,16 +1,30 @@
 // The lease rule that releases a dead run's stack lock (lifecycle/locks.ts), poll by poll on a
 // given clock, and the lease a run holds, on a real file store.
 import { spawn, spawnSync } from "node:child_process";
-import { mkdtempSync } from "node:fs";
+import { mkdtempSync, utimesSync } from "node:fs";
+import { createServer, type Socket } from "node:net";
 import { hostname, tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
+import { withLockWait } from "../lifecycle/environments";
+import { purgeStack } from "../lifecycle/purge";
 import { explains, holdLease, processGone, leaseDir, leaseSeconds, type LeaseContent, lockDir, type LockContent, LockWatch, parseLease, waitForLocks } from "../lifecycle/locks";
-import { fileStore } from "../local/stateStore";
+import { s3Store } from "../local/s3Store";
+import { fileStore, type StateStore } from "../local/stateStore";
 
 const PERIOD = 60_000;
 const lock: LockContent = { pid: 4242, username: "runner", hostname: "runner-7-concurrent-0", timestamp: "2026-12-01T10:00:05.000Z" };
-const lease = (beat: number, phase: LeaseContent["phase"] = "running", host = "runner-7-concurrent-0", started = "2026-12-01T10:00:00.000Z"): LeaseContent => ({ version: 1, host, pid: 17, started, phase, beat });
+// A lease alive when the lock was taken: its last renewal (beatAt) at the lock's time.
+const lease = (beat: number, phase: LeaseContent["phase"] = "running", host = "runner-7-concurrent-0", started = "2026-12-01T10:00:00.000Z", beatAt = "2026-12-01T10:00:05.000Z", period: number | null = 60): LeaseContent => ({
+    version: 1,
+    host,
+    pid: 17,
+    started,
+    phase,
+    beat,
+    beatAt,
+    ...(period === null ? {} : { period }),
+});
 const locks = (m: Record<string, LockContent>) => new Map(Object.entries(m));
 const leases = (m: Record<string, LeaseContent>) => new Map(Object.entries(m));
 
@@ -102,7 +116,7 @@ describe("a run's lease and a waiter, on a real store", () => {
         const store = fileStore(mkdtempSync(join(tmpdir(), "dataops-wait-")));
         const taken = new Date(Date.now() - 1000).toISOString();
         await store.write(`${lockDir("br-x")}dead-engine.json`, JSON.stringify({ ...lock, timestamp: taken }));
-        await store.write(`${leaseDir("br-x")}dead-run.json`, JSON.stringify(lease(9, "running", lock.hostname, new Date(Date.now() - 5000).toISOString())));
+        await store.write(`${leaseDir("br-x")}dead-run.json`, JSON.stringify(lease(9, "running", lock.hostname, new Date(Date.now() - 5000).toISOString(), taken, 1)));
         const lines: string[] = [];
         const released = await waitForLocks({ store, stack: "br-x", periodSeconds: 1, deadline: Date.now() + 20_000, timeoutSeconds: 20, log: (l) => lines.push(l), pollMs: 100 });
         expect(released).toBe(1);
@@ -142,5 +156,184 @@ describe("a process of this machine that is gone", () => {
         expect(await waitForLocks({ store, stack: "br-z", periodSeconds: 3600, deadline: Date.now() + 5000, timeoutSeconds: 5, log: (l) => lines.push(l), samePidSpace: true })).toBe(1);
         expect(lines).toEqual([`dataops: br-z was locked by process ${dead}, which is gone; releasing its lock`]);
         expect(await store.list(lockDir("br-z"))).toEqual([]);
+    });
+});
+
+describe("a lease left by a run that died long before the lock was taken", () => {
+    it("GIVEN a lease whose last renewal is more than 1.5 beats before the lock's time THEN it does not explain the lock; one renewed within 1.5 beats, or after, does", () => {
+        // period 60 s: a beat every 10 s, so 15 s of tolerance before the lock's time (10:00:05).
+        expect(explains(lease(3, "waiting", lock.hostname, "2026-12-01T09:00:00.000Z", "2026-12-01T09:10:00.000Z"), lock)).toBe(false);
+        expect(explains(lease(3, "running", lock.hostname, "2026-12-01T09:59:00.000Z", "2026-12-01T09:59:49.000Z"), lock)).toBe(false);
+        expect(explains(lease(3, "running", lock.hostname, "2026-12-01T09:59:00.000Z", "2026-12-01T09:59:51.000Z"), lock)).toBe(true);
+        expect(explains(lease(9, "running", lock.hostname, "2026-12-01T09:59:00.000Z", "2026-12-01T10:30:00.000Z"), lock)).toBe(true);
+    });
+
+    it("GIVEN the lease of a run killed while it waited, on the host name a hand-run pulumi up later reuses WHEN a waiter watches that live lock for many periods THEN it is never released", () => {
+        // GitLab's docker executor names every container of a runner slot alike (runner-…-concurrent-0).
+        const w = new LockWatch(PERIOD);
+        const l = locks({ "k.json": lock });
+        const r = leases({ "killed-waiter.json": lease(3, "waiting", lock.hostname, "2026-12-01T09:00:00.000Z", "2026-12-01T09:10:00.000Z") });
+        for (let t = 0; t <= 10 * PERIOD; t += PERIOD / 6) expect(w.observe(t, l, r)).toEqual([]);
+    });
+
+    it("GIVEN a lease silent for three of its periods and one still renewed WHEN a waiter waits THEN the silent one is removed and the renewed one stays", async () => {
+        const store = fileStore(mkdtempSync(join(tmpdir(), "dataops-gc-")));
+        const now = new Date().toISOString();
+        await store.write(`${lockDir("br-g")}by-hand.json`, JSON.stringify({ ...lock, hostname: "laptop", timestamp: now }));
+        const left = `${leaseDir("br-g")}left.json`;
+        await store.write(left, JSON.stringify(lease(4, "waiting", lock.hostname, now, now, 1)));
+        const live = await holdLease(store, "br-g", 1, () => undefined);
+        try {
+            await expect(waitForLocks({ store, stack: "br-g", periodSeconds: 1, deadline: Date.now() + 4500, timeoutSeconds: 4, log: () => undefined, pollMs: 100 })).rejects.toThrow(/did not become free/);
+            const keys = (await store.list(leaseDir("br-g"))).map((o) => o.key);
+            expect(keys).not.toContain(left);
+            expect(keys).toContain(live.key);
+            expect((await store.list(lockDir("br-g"))).length).toBe(1);
+        } finally {
+            await live.release();
+        }
+    });
+});
+
+describe("a holder and a waiter with different lease periods", () => {
+    it("GIVEN a lease that states a longer period than the waiter's WHEN silent for the waiter's period only THEN its lock is not stale; after the lease's own period it is", () => {
+        const w = new LockWatch(PERIOD);
+        const l = locks({ "k.json": lock });
+        const r = leases({ "slow.json": lease(5, "running", lock.hostname, undefined, undefined, 120) });
+        expect(w.observe(0, l, r)).toEqual([]);
+        expect(w.observe(PERIOD, l, r)).toEqual([]);
+        expect(w.observe(2 * PERIOD - 1, l, r)).toEqual([]);
+        expect(w.observe(2 * PERIOD, l, r)).toEqual(["k.json"]);
+    });
+
+    it("GIVEN a lease of an older dataops that states no period WHEN a waiter waits THEN it explains nothing: the lock stays, named with the pulumi cancel hint", async () => {
+        const store = fileStore(mkdtempSync(join(tmpdir(), "dataops-old-")));
+        const taken = new Date(Date.now() - 1000).toISOString();
+        await store.write(`${lockDir("br-o")}engine.json`, JSON.stringify({ ...lock, timestamp: taken }));
+        await store.write(`${leaseDir("br-o")}old.json`, JSON.stringify(lease(9, "running", lock.hostname, new Date(Date.now() - 5000).toISOString(), taken, null)));
+        const told: string[] = [];
+        await expect(waitForLocks({ store, stack: "br-o", periodSeconds: 1, deadline: Date.now() + 2500, timeoutSeconds: 2, log: (l) => told.push(l), pollMs: 100 })).rejects.toThrow(/did not become free within 2s/);
+        expect(told[0]).toContain("not by a dataops run; waiting up to 2s. If that process is gone, release it with: pulumi cancel --stack br-o --yes");
+        expect((await store.list(lockDir("br-o"))).length).toBe(1);
+    });
+
+    it("GIVEN a lease held WHEN written and renewed THEN it states its period and each renewal's time", async () => {
+        const store = fileStore(mkdtempSync(join(tmpdir(), "dataops-period-")));
+        let clock = Date.parse("2026-12-01T10:00:00.000Z");
+        const held = await holdLease(store, "br-p", 30, () => undefined, () => new Date(clock));
+        expect(parseLease(await store.read(held.key))).toMatchObject({ period: 30, beat: 0, beatAt: "2026-12-01T10:00:00.000Z" });
+        clock += 5000;
+        await held.setPhase("waiting");
+        expect(parseLease(await store.read(held.key))).toMatchObject({ period: 30, beat: 1, beatAt: "2026-12-01T10:00:05.000Z" });
+        await held.release();
+    });
+});
+
+describe("a lease renewal that hangs", () => {
+    const within = <T>(p: Promise<T>, ms: number) => Promise.race([p, new Promise<"timed out">((r) => setTimeout(() => r("timed out"), ms).unref())]);
+
+    it("GIVEN a store whose renewal hangs WHEN the lease is renewed again THEN the hung write is abandoned and the newest renewal is written at once", async () => {
+        const writes: Array<{ beat: number; signal?: AbortSignal }> = [];
+        const store: StateStore = {
+            where: "memory",
+            list: async () => [],
+            read: async () => undefined,
+            remove: async () => undefined,
+            write: (_key, body, options) => {
+                const beat = (JSON.parse(body) as LeaseContent).beat;
+                writes.push({ beat, signal: options?.signal });
+                if (beat !== 1) return Promise.resolve();
+                // The first renewal hangs until it is aborted, as a PUT with no answer.
+                return new Promise<void>((_, reject) => options?.signal?.addEventListener("abort", () => reject(new Error("aborted"))));
+            },
+        };
+        const lines: string[] = [];
+        const held = await holdLease(store, "br-h", 60, (l) => lines.push(l));
+        void held.setPhase("waiting");
+        expect(await within(held.setPhase("running"), 1000)).toBeUndefined();
+        expect(writes.map((w) => w.beat)).toEqual([0, 1, 2]);
+        expect(writes[1].signal?.aborted).toBe(true);
+        expect(await within(held.release(), 1000)).toBeUndefined();
+        expect(lines).toEqual(["dataops: could not renew this run's lease on br-h (no answer within a beat); retrying"]);
+    });
+
+    it("GIVEN an S3 endpoint that accepts connections and never answers WHEN a lease is written THEN the write fails within seconds instead of hanging", async () => {
+        const sockets: Socket[] = [];
+        const server = createServer((s) => sockets.push(s));
+        await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
+        const port = (server.address() as { port: number }).port;
+        try {
+            const env = { AWS_ACCESS_KEY_ID: "k", AWS_SECRET_ACCESS_KEY: "s", AWS_REGION: "us-east-1", DATAOPS_LOCK_LEASE_SECONDS: "6" };
+            const store = s3Store(`s3://b?endpoint=http://127.0.0.1:${port}&s3ForcePathStyle=true`, env);
+            const started = Date.now();
+            const outcome = await within(
+                store.write(`${leaseDir("br-s")}x.json`, "{}").then(
+                    () => "written",
+                    (e: Error) => e.message,
+                ),
+                8000,
+            );
+            expect(outcome).toMatch(/^s3:\/\/b: writing \.dataops\/leases\/dataops\/br-s\/x\.json failed: TimeoutError/);
+            // Each attempt gives up after half a beat (a beat is 1 s here); the SDK tries three times.
+            expect(Date.now() - started).toBeLessThan(5000);
+        } finally {
+            for (const s of sockets) s.destroy();
+            server.close();
+        }
+    });
+});
+
+describe("a dead process's lock on a file backend dataops reads", () => {
+    it("GIVEN a lock of a process that is gone WHEN an engine call meets it THEN that lock alone is removed by its key, without pulumi cancel (which would delete a lock a parallel run took meanwhile)", async () => {
+        const dir = mkdtempSync(join(tmpdir(), "dataops-cancel-"));
+        const store = fileStore(dir);
+        const dead = spawnSync("true").pid!;
+        const deadLock = `${lockDir("br-c")}dead-engine.json`;
+        await store.write(deadLock, JSON.stringify({ pid: dead, username: "me", hostname: hostname(), timestamp: new Date().toISOString() }));
+        // The engine, faked: any call lets a parallel run take its lock first (the race), and
+        // `cancel` deletes every lock of the stack, as pulumi cancel does on a file backend.
+        const calls: string[][] = [];
+        const pulumi = {
+            command: "pulumi",
+            version: null,
+            run: async (args: string[]) => {
+                calls.push(args);
+                if (calls.length === 1) await store.write(`${lockDir("br-c")}parallel-run.json`, JSON.stringify({ pid: process.pid, username: "me", hostname: hostname(), timestamp: new Date().toISOString() }));
+                if (args.includes("cancel")) await store.remove((await store.list(lockDir("br-c"))).map((o) => o.key));
+                return { stdout: "", stderr: "", code: 0 };
+            },
+        };
+        const ctx = { root: dir, pulumi, envVars: { PULUMI_BACKEND_URL: `file://${dir}` }, store, leaseSeconds: 60 } as unknown as Parameters<typeof withLockWait>[0];
+        let tries = 0;
+        const lines: string[] = [];
+        const result = await withLockWait(ctx, "br-c", 10, (l) => lines.push(l), async () => {
+            if (tries++ === 0) throw new Error("the stack is currently locked by 1 lock(s)");
+            return "updated";
+        });
+        expect(result).toBe("updated");
+        expect(calls).toEqual([]);
+        expect(await store.list(lockDir("br-c"))).toEqual([]);
+        expect(lines).toEqual([`dataops: br-c was locked by process ${dead}, which is gone; releasing its lock`]);
+    });
+});
+
+describe("the purge after a stack is removed", () => {
+    it("GIVEN a lease renewed within its period (a run that started after stack rm) and one silent for longer WHEN the stack is purged THEN only the silent one is removed", async () => {
+        const dir = mkdtempSync(join(tmpdir(), "dataops-purge-"));
+        const store = fileStore(dir);
+        const fresh = `${leaseDir("br-u")}new-push.json`;
+        const old = `${leaseDir("br-u")}dead-run.json`;
+        const slow = `${leaseDir("br-u")}slow-holder.json`;
+        const t = new Date().toISOString();
+        await store.write(fresh, JSON.stringify(lease(1, "running", hostname(), t, t, 60)));
+        await store.write(old, JSON.stringify(lease(7, "running", hostname(), t, t, 60)));
+        // A holder with a longer period renews less often: judged on its own period.
+        await store.write(slow, JSON.stringify(lease(2, "running", hostname(), t, t, 600)));
+        const ago = (s: number) => new Date(Date.now() - s * 1000);
+        utimesSync(join(dir, ...old.split("/")), ago(90), ago(90));
+        utimesSync(join(dir, ...slow.split("/")), ago(90), ago(90));
+        const removed = await purgeStack(store, "br-u", false, 60);
+        expect(removed).toEqual([old]);
+        expect((await store.list(leaseDir("br-u"))).map((o) => o.key).sort()).toEqual([fresh, slow].sort());
     });
 });

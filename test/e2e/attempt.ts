@@ -21,3 +21,12 @@ export async function asAdmin<T>(server: { host: string; port: number; user: str
         await c.end();
     }
 }
+
+/** The databases and roles of a branch's environment still on the server (found by its name prefix). */
+export async function leftoversOf(server: { host: string; port: number; user: string; password: string }, prefix: string): Promise<string[]> {
+    return asAdmin(server, async (c) => {
+        const start = `${prefix}_`;
+        const rows = await c.query<{ n: string }>("SELECT datname AS n FROM pg_database WHERE starts_with(datname, $1) UNION ALL SELECT rolname FROM pg_roles WHERE starts_with(rolname, $1)", [start]);
+        return rows.rows.map((r) => r.n);
+    });
+}

@@ -7,8 +7,8 @@ import { type ChildProcess, spawn } from "node:child_process";
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { hostname, tmpdir } from "node:os";
 import { join, resolve } from "node:path";
-import { Client } from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { leftoversOf } from "./attempt";
 import { leaseDir, lockDir } from "../../lifecycle/locks";
 import { stackObjects } from "../../lifecycle/purge";
 import { type EmbeddedServer, ensureEmbeddedServer, stopEmbeddedServer } from "../../local/embedded";
@@ -56,17 +56,7 @@ function freshCheckout(branch: string): void {
     rmSync(join(root, ".dataops", "up", `${stack}.json`), { force: true });
 }
 
-async function leftovers(branch: string): Promise<string[]> {
-    const c = new Client({ host: server.host, port: server.port, user: server.user, password: server.password, database: "postgres" });
-    await c.connect();
-    try {
-        const start = `${environmentPrefix(stackNameForBranch(branch))}_`;
-        const rows = await c.query<{ n: string }>("SELECT datname AS n FROM pg_database WHERE starts_with(datname, $1) UNION ALL SELECT rolname FROM pg_roles WHERE starts_with(rolname, $1)", [start]);
-        return rows.rows.map((r) => r.n);
-    } finally {
-        await c.end();
-    }
-}
+const leftovers = (branch: string): Promise<string[]> => leftoversOf(server, environmentPrefix(stackNameForBranch(branch)));
 
 const keys = async (prefix: string) => (await store.list(prefix)).map((o) => o.key);
 const json = <T>(text: string): T => JSON.parse(text.slice(text.indexOf("\n{") + 1 || text.indexOf("{"), text.lastIndexOf("}") + 1)) as T;

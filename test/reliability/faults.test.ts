@@ -9,6 +9,7 @@ import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { Client } from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { leftoversOf } from "../e2e/attempt";
 import { main, type Io } from "../../cli/main";
 import { type EmbeddedServer, ensureEmbeddedServer, setAsideIncomplete, stopEmbeddedServer } from "../../local/embedded";
 import { orphanedProviders } from "../../local/processes";
@@ -49,17 +50,7 @@ async function waitFor(output: () => string, pattern: RegExp, count: number, wha
     }
 }
 
-async function leftovers(branch: string): Promise<string[]> {
-    const c = new Client({ host: server.host, port: server.port, user: server.user, password: server.password, database: "postgres" });
-    await c.connect();
-    try {
-        const start = `${environmentPrefix(stackNameForBranch(branch))}_`;
-        const rows = await c.query<{ n: string }>("SELECT datname AS n FROM pg_database WHERE starts_with(datname, $1) UNION ALL SELECT rolname FROM pg_roles WHERE starts_with(rolname, $1)", [start]);
-        return rows.rows.map((r) => r.n);
-    } finally {
-        await c.end();
-    }
-}
+const leftovers = (branch: string): Promise<string[]> => leftoversOf(server, environmentPrefix(stackNameForBranch(branch)));
 
 async function stacks(): Promise<string> {
     return (await dataops("ls", "--json")).text;

@@ -39,9 +39,14 @@ export function findPython(minimum: string, env: NodeJS.ProcessEnv = process.env
     return python;
 }
 
-function run(cmd: string, args: string[], log: (line: string) => void): Promise<void> {
+/**
+ * Runs an installing command, keeping the tail of its output for the error and saying every
+ * 20 s that it is still at work; ended after `timeoutMs` when given. Also used by the tests'
+ * own tool installs (test/support/ciTools.ts).
+ */
+export function runLogged(cmd: string, args: string[], opts: { cwd?: string; env?: NodeJS.ProcessEnv; timeoutMs?: number }, log: (line: string) => void): Promise<void> {
     return new Promise((resolve, reject) => {
-        const child = spawn(cmd, args, { stdio: ["ignore", "pipe", "pipe"] });
+        const child = spawn(cmd, args, { cwd: opts.cwd, env: opts.env, stdio: ["ignore", "pipe", "pipe"] });
         let tail = "";
         const keep = (b: Buffer) => {
             tail = (tail + b.toString()).slice(-4000);
@@ -50,15 +55,15 @@ function run(cmd: string, args: string[], log: (line: string) => void): Promise<
         child.stderr.on("data", keep);
         const started = Date.now();
         const ticker = setInterval(() => log(`  still installing: ${Math.round((Date.now() - started) / 1000)}s`), 20_000);
-        child.on("error", (e) => {
+        const timer = opts.timeoutMs === undefined ? undefined : setTimeout(() => child.kill("SIGTERM"), opts.timeoutMs);
+        const done = (e?: Error) => {
             clearInterval(ticker);
-            reject(e);
-        });
-        child.on("close", (code) => {
-            clearInterval(ticker);
-            if (code === 0) resolve();
-            else reject(new Error(`${cmd} ${args.join(" ")} exited ${code}:\n${tail.trim()}`));
-        });
+            clearTimeout(timer);
+            if (e) reject(e);
+            else resolve();
+        };
+        child.on("error", (e) => done(new Error(`${cmd} could not be started: ${e.message}`)));
+        child.on("close", (code, signal) => done(code === 0 ? undefined : new Error(`${cmd} ${args.join(" ")} exited ${code ?? signal}:\n${tail.trim()}`)));
     });
 }
 
@@ -82,8 +87,8 @@ export async function ensureTool(root: string, name: string, log: (line: string)
     mkdirSync(toolsDir(root), { recursive: true });
     log(`python tools: installing ${name} (${pin.requirements.join(", ")}) into .dataops/tools/${name}; only the first run is slow`);
     try {
-        await run(python, ["-m", "venv", dir], log);
-        await run(join(dir, "bin", "pip"), ["install", "--quiet", "--disable-pip-version-check", ...pin.requirements], log);
+        await runLogged(python, ["-m", "venv", dir], {}, log);
+        await runLogged(join(dir, "bin", "pip"), ["install", "--quiet", "--disable-pip-version-check", ...pin.requirements], {}, log);
     } catch (e) {
         rmSync(dir, { recursive: true, force: true });
         throw new Error(`python tools: installing ${name} failed: ${(e as Error).message}`);

@@ -7,10 +7,10 @@
 // - gitlab-ci-local: from npm; it needs Node 22 or later, so on an older Node it runs on the
 //   Node binary of npm's node-<platform>-<arch> package.
 // A stamp (or the tool's own version) records what was installed; a changed pin reinstalls.
-import { spawn, spawnSync } from "node:child_process";
+import { spawnSync } from "node:child_process";
 import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { ensureTool, toolsDir } from "../../local/tools";
+import { ensureTool, runLogged, toolsDir } from "../../local/tools";
 
 interface CiPins {
     readonly actionlint: { readonly module: string; readonly version: string };
@@ -22,30 +22,6 @@ export function ciToolPins(root: string): CiPins {
 }
 
 export type Log = (line: string) => void;
-
-/** Runs a command, keeping the tail of its output for the error; a progress line every 20 s. */
-function run(cmd: string, args: string[], opts: { cwd?: string; env?: NodeJS.ProcessEnv; timeoutMs: number }, log: Log): Promise<void> {
-    return new Promise((resolve, reject) => {
-        const child = spawn(cmd, args, { cwd: opts.cwd, env: opts.env, stdio: ["ignore", "pipe", "pipe"] });
-        let tail = "";
-        const keep = (b: Buffer) => {
-            tail = (tail + b.toString()).slice(-4000);
-        };
-        child.stdout.on("data", keep);
-        child.stderr.on("data", keep);
-        const started = Date.now();
-        const ticker = setInterval(() => log(`  still running ${cmd} ${args[0] ?? ""}: ${Math.round((Date.now() - started) / 1000)}s`), 20_000);
-        const timer = setTimeout(() => child.kill("SIGTERM"), opts.timeoutMs);
-        const done = (e?: Error) => {
-            clearInterval(ticker);
-            clearTimeout(timer);
-            if (e) reject(e);
-            else resolve();
-        };
-        child.on("error", (e) => done(new Error(`${cmd} could not be started: ${e.message}`)));
-        child.on("close", (code, signal) => done(code === 0 ? undefined : new Error(`${cmd} ${args.join(" ")} exited ${code ?? signal}:\n${tail.trim()}`)));
-    });
-}
 
 function firstLine(bin: string, args: string[]): string {
     const r = spawnSync(bin, args, { encoding: "utf8", timeout: 60_000 });
@@ -69,7 +45,7 @@ export async function ensureActionlint(root: string, log: Log = () => undefined)
     const env: NodeJS.ProcessEnv = { ...process.env, GOBIN: staging, CGO_ENABLED: "0", GOTOOLCHAIN: "local", GOFLAGS: "" };
     delete env.GOROOT; // the wheel's `go` sets its own
     try {
-        await run(go, ["install", `${module}@${version}`], { env, timeoutMs: 9 * 60_000 }, log);
+        await runLogged(go, ["install", `${module}@${version}`], { env, timeoutMs: 9 * 60_000 }, log);
         renameSync(staging, dir);
     } catch (e) {
         rmSync(staging, { recursive: true, force: true });
@@ -114,7 +90,7 @@ export async function ensureGitlabCiLocal(root: string, log: Log = () => undefin
         log(`ci tools: installing ${Object.entries(deps).map(([n, v]) => `${n}@${v}`).join(", ")} into ${dir}`);
         try {
             // No install scripts: both packages ship what they run (the Node package carries its binary).
-            await run("npm", ["install", "--prefix", dir, "--no-audit", "--no-fund", "--ignore-scripts", "--no-package-lock"], { cwd: dir, env: npmEnv(), timeoutMs: 9 * 60_000 }, log);
+            await runLogged("npm", ["install", "--prefix", dir, "--no-audit", "--no-fund", "--ignore-scripts", "--no-package-lock"], { cwd: dir, env: npmEnv(), timeoutMs: 9 * 60_000 }, log);
         } catch (e) {
             rmSync(dir, { recursive: true, force: true });
             throw new Error(`ci tools: installing gitlab-ci-local failed: ${(e as Error).message}`);

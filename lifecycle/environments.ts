@@ -15,7 +15,8 @@ import { parseStackFile, readStackFile } from "../config/stackFiles";
 import type { BranchData, DataopsConfig, ServerConnection, Target } from "../config/schema";
 import { deriveBranchConfig, MirrorError } from "../config/mirror";
 import type { EnvironmentSummary } from "../components/dataPlatform";
-import { embeddedMajorAt, embeddedMajorFor, embeddedMajorsCreated, embeddedServer, ensureEmbeddedAt, ensureEmbeddedServer } from "../local/embedded";
+import { embeddedMajorAt, embeddedMajorFor, embeddedMajorsCreated, embeddedServer, ensureEmbeddedAt, ensureEmbeddedServer, localDir } from "../local/embedded";
+import { withCheckoutLock } from "../local/checkoutLock";
 import { isUnreadableState, type LocalContext, repairLocalState, serverConfig, withStateRepair, workspace } from "../local/workspace";
 import { DEVELOPMENT_STACK, environmentPrefix, PRODUCTION_STACK, stackNameForBranch } from "../naming";
 import { type EnvironmentOutputs, shellQuote } from "./connection";
@@ -191,7 +192,17 @@ export async function upBranch(ctx: LocalContext, opts: UpOptions): Promise<UpOu
     const engine = opts.sqlEngine ?? { engine: "sql", explicit: false };
     const identity = { branch: opts.branch, commit: opts.commit, author: opts.author, target, ttl: policy.ttl, engine: engine.explicit ? engine.engine : "" };
     const backendUrl = ctx.envVars.PULUMI_BACKEND_URL ?? "";
+    // From here on the stack's config file, tags and record are read and written: one run of this checkout at a time (local/checkoutLock.ts).
+    const held = { what: `dataops up --branch ${opts.branch}`, timeoutSeconds: opts.lockTimeoutSeconds, log: opts.log, signal: opts.signal };
+    return withCheckoutLock(environmentLockDir(ctx.root, name), held, () => upHeld(ctx, opts, { name, target, policy, config, identity, backendUrl, engine, admin }));
+}
 
+async function upHeld(
+    ctx: LocalContext,
+    opts: UpOptions,
+    p: Pick<UpPlan, "name" | "target" | "policy" | "config" | "identity" | "backendUrl" | "engine"> & { readonly admin?: AdminConnection },
+): Promise<UpOutcome> {
+    const { name, target, policy, config, identity, backendUrl, engine, admin } = p;
     // A push that changes nothing: answered without the engine when that is certain (lifecycle/fastpath.ts).
     if (opts.program) {
         const verdict = await checkFastPath({ root: ctx.root, stack: name, config, identity, backendUrl, admin, refresh: opts.refresh }, drift);
@@ -495,28 +506,37 @@ export async function destroyBranch(ctx: LocalContext, branch: string, log: (lin
 
 export async function destroyStack(ctx: LocalContext, name: string, log: (line: string) => void, onOutput?: (t: string) => void, lockTimeoutSeconds = 600, signal?: AbortSignal): Promise<DestroyOutcome> {
     if (name === PRODUCTION_STACK || name === DEVELOPMENT_STACK) throw new Refused(`${name} is not a branch environment; destroy refuses it (use pulumi directly if you really mean it)`);
-    forgetRecord(ctx.root, name);
-    const ws = await workspace(ctx);
-    // A backend dataops reads answers "is there such a stack" without an engine call.
-    const checkpoint = checkpointFile(ctx.envVars.PULUMI_BACKEND_URL ?? "", name);
-    const exists = checkpoint
-        ? existsSync(checkpoint)
-        : ((ctx.store ? await stackExists(ctx.store, name) : undefined) ?? (await withStateRepair(ctx, log, () => ws.listStacks())).some((s) => s.name === name));
-    if (!exists) {
-        // A destroy killed after the stack was removed left its backups and leases: finish that.
+    // Everything below reads or writes the stack: one run of this checkout at a time (local/checkoutLock.ts).
+    const held = { what: `dataops destroy ${name}`, timeoutSeconds: lockTimeoutSeconds, log, signal };
+    return withCheckoutLock(environmentLockDir(ctx.root, name), held, async () => {
+        forgetRecord(ctx.root, name);
+        const ws = await workspace(ctx);
+        // A backend dataops reads answers "is there such a stack" without an engine call.
+        const checkpoint = checkpointFile(ctx.envVars.PULUMI_BACKEND_URL ?? "", name);
+        const exists = checkpoint
+            ? existsSync(checkpoint)
+            : ((ctx.store ? await stackExists(ctx.store, name) : undefined) ?? (await withStateRepair(ctx, log, () => ws.listStacks())).some((s) => s.name === name));
+        if (!exists) {
+            // A destroy killed after the stack was removed left its backups and leases: finish that.
+            await removeWhatWasKept(ctx, name, log);
+            return { stack: name, destroyed: false };
+        }
+        const tags = await withStateRepair(ctx, log, () => ws.listTags(name));
+        if (tags[TAG.kind] !== "branch") throw new Refused(`${name} was not created for a branch (no ${TAG.kind}=branch tag); destroy refuses it`);
+        const lease = ctx.store ? await holdLease(ctx.store, name, ctx.leaseSeconds ?? 60, log) : undefined;
+        try {
+            await destroyHeld(ctx, name, log, onOutput, lockTimeoutSeconds, signal, checkpoint, lease);
+        } finally {
+            await lease?.release();
+        }
         await removeWhatWasKept(ctx, name, log);
-        return { stack: name, destroyed: false };
-    }
-    const tags = await withStateRepair(ctx, log, () => ws.listTags(name));
-    if (tags[TAG.kind] !== "branch") throw new Refused(`${name} was not created for a branch (no ${TAG.kind}=branch tag); destroy refuses it`);
-    const lease = ctx.store ? await holdLease(ctx.store, name, ctx.leaseSeconds ?? 60, log) : undefined;
-    try {
-        await destroyHeld(ctx, name, log, onOutput, lockTimeoutSeconds, signal, checkpoint, lease);
-    } finally {
-        await lease?.release();
-    }
-    await removeWhatWasKept(ctx, name, log);
-    return { stack: name, destroyed: true };
+        return { stack: name, destroyed: true };
+    });
+}
+
+/** The checkout's lock of one environment (local/checkoutLock.ts). */
+function environmentLockDir(root: string, name: string): string {
+    return join(localDir(root), "locks", name);
 }
 
 async function destroyHeld(ctx: LocalContext, name: string, log: (line: string) => void, onOutput: ((t: string) => void) | undefined, lockTimeoutSeconds: number, signal: AbortSignal | undefined, checkpoint: string | undefined, lease: Lease | undefined): Promise<void> {

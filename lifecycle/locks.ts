@@ -57,10 +57,10 @@
 // the purge after `stack rm` keeps leases renewed within their period (lifecycle/purge.ts).
 // On a local file backend, a lock of this host whose process is gone is also released at once
 // (samePidSpace).
-import { readFileSync } from "node:fs";
 import { hostname } from "node:os";
 import { randomUUID } from "node:crypto";
 import type { StateStore } from "../local/stateStore";
+import { processGone } from "../local/processes";
 
 export const PROJECT = "dataops";
 export const DEFAULT_LEASE_SECONDS = 60;
@@ -269,23 +269,7 @@ export async function holdLease(store: StateStore, stack: string, periodSeconds:
     };
 }
 
-/**
- * Whether a process of this machine is gone. A killed engine whose parent died too is a zombie
- * until init reaps it, which can take a while: it answers signal 0, but it holds nothing.
- */
-export function processGone(pid: number): boolean {
-    try {
-        process.kill(pid, 0);
-    } catch (e) {
-        return (e as NodeJS.ErrnoException).code === "ESRCH";
-    }
-    try {
-        const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
-        return stat.slice(stat.lastIndexOf(")") + 2).startsWith("Z");
-    } catch {
-        return false; // no /proc: alive, as signal 0 said
-    }
-}
+export { processGone };
 
 export interface WaitOptions {
     readonly store: StateStore;

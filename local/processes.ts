@@ -69,3 +69,21 @@ export function reapOrphanedProviders(root: string, log: (line: string) => void 
     if (pids.length > 0) log(`dataops: ended ${pids.length} provider process(es) left running by an interrupted run (pid ${pids.join(", ")})`);
     return pids.length;
 }
+
+/**
+ * Whether a process of this machine is gone. A killed engine whose parent died too is a zombie
+ * until init reaps it, which can take a while: it answers signal 0, but it holds nothing.
+ */
+export function processGone(pid: number): boolean {
+    try {
+        process.kill(pid, 0);
+    } catch (e) {
+        return (e as NodeJS.ErrnoException).code === "ESRCH";
+    }
+    try {
+        const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+        return stat.slice(stat.lastIndexOf(")") + 2).startsWith("Z");
+    } catch {
+        return false; // no /proc: alive, as signal 0 said
+    }
+}

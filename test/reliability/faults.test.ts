@@ -162,8 +162,15 @@ describe("races", () => {
         const codes = await Promise.all([a.exited, b.exited]);
         expect(codes, `${a.output().slice(-1500)}\n----\n${b.output().slice(-1500)}`).toEqual([0, 0]);
         expect((await leftovers(B.race)).filter((n) => n.endsWith("_analytics"))).toHaveLength(1);
+        // They took turns in this checkout (local/checkoutLock.ts): neither lost the other's config or tags.
+        expect(`${a.output()}${b.output()}`).toContain("dataops: waiting for another run in this checkout (dataops up --branch rel/race");
+        const listed = io();
+        expect(await main(["ls", "--json"], { ...listed, err: () => undefined })).toBe(0);
+        const row = (JSON.parse(listed.lines.join("\n")) as Array<Record<string, unknown>>).find((r) => r.stack === stackNameForBranch(B.race));
+        expect(row).toMatchObject({ branch: B.race, kind: "branch", target: "server", expiresAt: expect.any(String), createdAt: expect.any(String) });
         record("two ups of one new branch at once", true);
-        expect((await dataops("destroy", "--branch", B.race, "--yes")).code).toBe(0);
+        const down = await dataops("destroy", "--branch", B.race, "--yes");
+        expect(down.code, down.text.slice(-1500)).toBe(0);
         await gone(B.race);
     });
 });

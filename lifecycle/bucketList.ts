@@ -89,3 +89,35 @@ function parse<T>(text: string | undefined): T | undefined {
         return undefined;
     }
 }
+
+/**
+ * The engine's tags object of a stack (`<stack>.pulumi-tags`: `{"version":1,"tags":{…}}`,
+ * engine 3.248's DIY backend). Each `pulumi stack tag set` is an engine process (about 0.3 s and
+ * 60 MiB) that reads every tag and writes them back; dataops reads and writes the object itself,
+ * all its tags in one write. Anything unexpected (another layout, another version of the
+ * object, a stack that is not there) returns undefined, and the caller asks the engine, which
+ * reads its own format or says what is wrong with it.
+ */
+const tagsKey = (name: string) => `.pulumi/stacks/${PROJECT}/${name}.pulumi-tags`;
+
+export async function readStackTags(store: StateStore, name: string): Promise<Record<string, string> | undefined> {
+    if ((await stackExists(store, name)) !== true) return undefined;
+    const text = await store.read(tagsKey(name));
+    if (text === undefined) return {}; // a stack never tagged: the engine has no object for it either
+    const t = parse<{ version?: number; tags?: Record<string, string> }>(text);
+    if (!t || t.version !== 1 || typeof t.tags !== "object" || t.tags === null) return undefined;
+    return t.tags;
+}
+
+/**
+ * Set these tags (others kept) in one write. False when only the engine can (see readStackTags).
+ * Two writers of one stack must take turns (local/checkoutLock.ts; CI's resource_group): each
+ * write is whole, but a read-then-write is not a transaction.
+ */
+export async function writeStackTags(store: StateStore, name: string, tags: Readonly<Record<string, string>>): Promise<boolean> {
+    const now = await readStackTags(store, name);
+    if (!now) return false;
+    const merged = { ...now, ...tags };
+    await store.write(tagsKey(name), JSON.stringify({ version: 1, tags: merged }));
+    return true;
+}

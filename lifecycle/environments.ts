@@ -25,7 +25,7 @@ import { provenanceText } from "./summary";
 import { type ServerAdmin, sweep } from "./sweep";
 import { holdLease, type Lease, processGone, waitForLocks } from "./locks";
 import { purgeStack } from "./purge";
-import { listStore, stackExists } from "./bucketList";
+import { listStore, readStackTags, stackExists, writeStackTags } from "./bucketList";
 
 export class Refused extends Error {}
 
@@ -260,14 +260,19 @@ async function updateStack(ctx: LocalContext, opts: UpOptions, plan: UpPlan): Pr
     // Tagged before anything else happens to it: a stack this up made is always recognisable as a
     // branch environment, so destroy and prune can remove it whatever fails next. Each tag is one
     // engine call: write only those that changed (on a later push, the expiry and the commit).
-    const existingTags = made?.created ? {} : await ws.listTags(name);
+    const store = ctx.store;
+    const existingTags = made?.created ? {} : ((store && (await readStackTags(store, name))) ?? (await ws.listTags(name)));
     const tags = upTags({ branch: opts.branch, commit: opts.commit, author: opts.author, target, ttl: policy.ttl }, opts.now(), existingTags);
     const changedTags = Object.entries(tags).filter(([k, v]) => existingTags[k] !== v);
-    // The kind tag marks the stack as a branch environment before anything else happens to it;
-    // the others (one engine call each) are written while the update runs.
-    for (const [k, v] of changedTags.filter(([k]) => k === TAG.kind)) await ws.setTag(name, k, v);
+    // A backend dataops reads takes every tag in one write of its tags object, before the update
+    // (lifecycle/bucketList.ts). Elsewhere the kind tag marks the stack as a branch environment
+    // before anything else happens to it, and the others (one engine call each) are written
+    // while the update runs.
+    const direct = store !== undefined && changedTags.length > 0 && (await writeStackTags(store, name, Object.fromEntries(changedTags)));
+    if (!direct) for (const [k, v] of changedTags.filter(([k]) => k === TAG.kind)) await ws.setTag(name, k, v);
     let tagging: Promise<void> = Promise.resolve();
     const startTagging = () => {
+        if (direct) return;
         tagging = (async () => {
             for (const [k, v] of changedTags.filter(([k]) => k !== TAG.kind)) await settle(() => ws.setTag(name, k, v));
         })();
@@ -328,8 +333,10 @@ async function updateStack(ctx: LocalContext, opts: UpOptions, plan: UpPlan): Pr
         [TAG.data]: summary?.data ? provenanceText(summary.data) : undefined,
         [TAG.postgres]: summary?.serverVersion ? `${summary.serverVersion} (pinned ${summary.engineVersion})` : undefined,
     };
+    const newFacts = Object.entries(facts).filter((e): e is [string, string] => e[1] !== undefined && existingTags[e[0]] !== e[1]);
+    if (newFacts.length > 0 && !(store && (await writeStackTags(store, name, Object.fromEntries(newFacts)))))
+        for (const [k, v] of newFacts) await settle(() => ws.setTag(name, k, v));
     for (const [k, v] of Object.entries(facts)) {
-        if (v !== undefined && existingTags[k] !== v) await settle(() => ws.setTag(name, k, v));
         const value = v ?? existingTags[k];
         if (value !== undefined) tags[k] = value;
     }
@@ -357,7 +364,8 @@ function capturing(program: InlineProgram, keep: (c: { summary?: EnvironmentSumm
 async function fastNoop(ctx: LocalContext, name: string, record: UpRecord, identity: { branch: string; commit: string; author: string; target: string; ttl: string }, opts: UpOptions): Promise<UpOutcome> {
     const tags = upTags(identity, opts.now(), record.tags);
     const changed = Object.entries(tags).filter(([k, v]) => record.tags[k] !== v);
-    for (const [k, v] of changed) {
+    const direct = changed.length > 0 && ctx.store !== undefined && (await writeStackTags(ctx.store, name, Object.fromEntries(changed)));
+    for (const [k, v] of direct ? [] : changed) {
         const r = spawnSync(ctx.pulumi.command, ["stack", "tag", "set", k, v, "--stack", name, "--non-interactive"], { cwd: ctx.root, env: { ...process.env, ...ctx.envVars }, encoding: "utf8" });
         if (r.status !== 0) throw new Error(`pulumi stack tag set ${k} failed: ${(r.stderr ?? "").trim()}`);
     }
@@ -521,7 +529,7 @@ export async function destroyStack(ctx: LocalContext, name: string, log: (line: 
             await removeWhatWasKept(ctx, name, log);
             return { stack: name, destroyed: false };
         }
-        const tags = await withStateRepair(ctx, log, () => ws.listTags(name));
+        const tags = (ctx.store && (await readStackTags(ctx.store, name))) ?? (await withStateRepair(ctx, log, () => ws.listTags(name)));
         if (tags[TAG.kind] !== "branch") throw new Refused(`${name} was not created for a branch (no ${TAG.kind}=branch tag); destroy refuses it`);
         const lease = ctx.store ? await holdLease(ctx.store, name, ctx.leaseSeconds ?? 60, log) : undefined;
         try {
@@ -548,7 +556,9 @@ async function destroyHeld(ctx: LocalContext, name: string, log: (line: string) 
     // none, and then the environment's own outputs say it (its admin connection, a stack secret).
     // A first up killed before it recorded its outputs leaves neither: then the servers are
     // derived as up derives them (production's branch server, the embedded one) and each is swept.
-    const recorded = serverAdmin(await stack.getAllConfig()) ?? (await adminFromOutputs(stack));
+    // An environment on an embedded server of this checkout needs no secret of the stack: the
+    // server's own admin login is here (no engine call to read and decrypt the config).
+    const recorded = (await embeddedAdmin(ctx.root, name, log)) ?? serverAdmin(await stack.getAllConfig()) ?? (await adminFromOutputs(stack));
     if (recorded) await ensureEmbeddedAt(ctx.root, recorded.host, recorded.port, log);
     const admins = recorded ? [recorded] : await branchServers(ctx.root, process.env, log);
     const sweepAll = async () => {
@@ -624,6 +634,15 @@ export async function branchServers(root: string, env: Readonly<Record<string, s
 }
 
 /** The admin connection an environment recorded as its output (a secret), when its stack has one. */
+/** The admin login of the embedded server the stack's config file names (started if stopped), or undefined. */
+async function embeddedAdmin(root: string, stack: string, log: (line: string) => void): Promise<ServerAdmin | undefined> {
+    const at = recordedServer(root, stack);
+    const major = at && embeddedMajorAt(at.host, at.port);
+    if (major === undefined) return undefined;
+    const s = await ensureEmbeddedServer(root, log, major);
+    return { host: s.host, port: s.port, user: s.user, password: s.password, sslMode: "disable" };
+}
+
 async function adminFromOutputs(stack: Stack): Promise<ServerAdmin | undefined> {
     const a = (await stack.outputs()).adminConnection?.value as Partial<ServerAdmin> | undefined;
     if (!a?.host || a.password === undefined) return undefined;

@@ -4,7 +4,7 @@ import { existsSync, mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
-import { listStore, stackExists } from "../lifecycle/bucketList";
+import { listStore, readStackTags, stackExists, writeStackTags } from "../lifecycle/bucketList";
 import { belongsTo, purgeStack, stackObjects } from "../lifecycle/purge";
 import { s3Settings } from "../local/s3Store";
 import { fileStore, type StateStore } from "../local/stateStore";
@@ -91,6 +91,36 @@ describe("every stack's tags in one pass", () => {
         await store.write(".pulumi/stacks/old-stack.json", "{}");
         expect(await listStore(store, { details: false })).toBeUndefined();
         expect(await stackExists(store, "br-a")).toBeUndefined();
+    });
+});
+
+describe("a stack's tags, written in one write", () => {
+    it("GIVEN a stack with tags WHEN tags are written THEN they are merged into the engine's object, others kept, in the engine's format", async () => {
+        const store = await backend([{ name: "br-a", tags: { "dataops:keep": "true", "dataops:branch": "a" } }]);
+        expect(await writeStackTags(store, "br-a", { "dataops:kind": "branch", "dataops:branch": "a2" })).toBe(true);
+        expect(JSON.parse((await store.read(".pulumi/stacks/dataops/br-a.pulumi-tags"))!)).toEqual({ version: 1, tags: { "dataops:keep": "true", "dataops:branch": "a2", "dataops:kind": "branch" } });
+        expect(await readStackTags(store, "br-a")).toEqual({ "dataops:keep": "true", "dataops:branch": "a2", "dataops:kind": "branch" });
+    });
+
+    it("GIVEN a stack never tagged THEN it reads as no tags, and a write makes its object", async () => {
+        const store = await backend([{ name: "br-a" }]);
+        expect(await readStackTags(store, "br-a")).toEqual({});
+        expect(await writeStackTags(store, "br-a", { "dataops:kind": "branch" })).toBe(true);
+        expect(await readStackTags(store, "br-a")).toEqual({ "dataops:kind": "branch" });
+    });
+
+    it("GIVEN no such stack, an object of another version, unreadable tags or a legacy layout THEN nothing is written and the engine is left to answer", async () => {
+        const store = await backend([{ name: "br-a", tags: {} }, { name: "br-b", tags: {} }]);
+        expect(await writeStackTags(store, "br-gone", { "dataops:kind": "branch" })).toBe(false);
+        expect(await store.read(".pulumi/stacks/dataops/br-gone.pulumi-tags")).toBeUndefined();
+        await store.write(".pulumi/stacks/dataops/br-a.pulumi-tags", JSON.stringify({ version: 2, tags: { x: "y" } }));
+        expect(await readStackTags(store, "br-a")).toBeUndefined();
+        expect(await writeStackTags(store, "br-a", { "dataops:kind": "branch" })).toBe(false);
+        expect(JSON.parse((await store.read(".pulumi/stacks/dataops/br-a.pulumi-tags"))!)).toEqual({ version: 2, tags: { x: "y" } });
+        await store.write(".pulumi/stacks/dataops/br-b.pulumi-tags", "{not json");
+        expect(await writeStackTags(store, "br-b", { "dataops:kind": "branch" })).toBe(false);
+        await store.write(".pulumi/stacks/old-stack.json", "{}");
+        expect(await readStackTags(store, "br-a")).toBeUndefined();
     });
 });
 

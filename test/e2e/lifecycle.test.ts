@@ -99,6 +99,10 @@ describe("prune", () => {
         expect(kept).toMatchObject({ branch: B.kept, kind: "branch", target: "server", keep: true, expiresAt: "2026-01-01T00:00:00.000Z" });
         // The stack, its components, the generated passwords and one SqlCatalog.
         expect(kept?.resourceCount).toBeGreaterThan(10);
+        // dataops writes the tags object itself (lifecycle/bucketList.ts); the engine reads it, with
+        // the tags set through the engine beside them (keep, expires-at above).
+        const engine = await (await workspace(ctx)).listTags(stackNameForBranch(B.kept));
+        expect(engine).toMatchObject({ [TAG.kind]: "branch", [TAG.branch]: B.kept, [TAG.target]: "server", [TAG.keep]: "true", [TAG.expiresAt]: "2026-01-01T00:00:00.000Z", [TAG.createdAt]: expect.any(String), [TAG.commit]: expect.any(String), [TAG.postgres]: expect.stringMatching(/^16\.\d+ \(pinned 16\.\d+\)$/) });
     });
 });
 

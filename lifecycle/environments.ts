@@ -25,6 +25,7 @@ import { provenanceText } from "./summary";
 import { type ServerAdmin, sweep } from "./sweep";
 import { holdLease, type Lease, processGone, waitForLocks } from "./locks";
 import { purgeStack } from "./purge";
+import { destroyDirect } from "./directDestroy";
 import { listStore, readStackTags, stackExists, writeStackTags } from "./bucketList";
 
 export class Refused extends Error {}
@@ -533,7 +534,12 @@ export async function destroyStack(ctx: LocalContext, name: string, log: (line: 
         if (tags[TAG.kind] !== "branch") throw new Refused(`${name} was not created for a branch (no ${TAG.kind}=branch tag); destroy refuses it`);
         const lease = ctx.store ? await holdLease(ctx.store, name, ctx.leaseSeconds ?? 60, log) : undefined;
         try {
-            await destroyHeld(ctx, name, log, onOutput, lockTimeoutSeconds, signal, checkpoint, lease);
+            // On this checkout's embedded server, with nothing in the state but the catalog, dataops destroys it itself (lifecycle/directDestroy.ts).
+            const admin = ctx.store && !ctx.destroyViaEngine ? await embeddedAdmin(ctx.root, name, log) : undefined;
+            const direct =
+                admin !== undefined &&
+                (await destroyDirect({ store: ctx.store!, root: ctx.root, stack: name, admin, prefix: environmentPrefix(name), keepHistory: ctx.keepStateHistory ?? false, leaseSeconds: ctx.leaseSeconds ?? 60, log, signal }));
+            if (!direct) await destroyHeld(ctx, name, log, onOutput, lockTimeoutSeconds, signal, checkpoint, lease);
         } finally {
             await lease?.release();
         }

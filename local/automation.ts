@@ -28,7 +28,12 @@ export function pulumiCommand(bin: string, version: string): Automation.PulumiCo
             // Its constructor is private in the type only; get() calls it with exactly these.
             const Ctor = automation().PulumiCommand as unknown as new (command: string, version: SemVer) => Automation.PulumiCommand;
             real ??= new Ctor(command, parsed);
-            return (real as unknown as { run(...a: unknown[]): Promise<unknown> }).run(...args);
+            const call = (real as unknown as { run(...a: unknown[]): Promise<unknown> }).run(...args);
+            if (!process.env.DATAOPS_DEBUG) return call;
+            // DATAOPS_DEBUG: each engine call and how long it took, where cycle time goes.
+            const started = Date.now();
+            const said = () => process.stderr.write(`dataops: engine: pulumi ${(args[0] as string[]).filter((a) => !a.startsWith("--")).slice(0, 3).join(" ")}: ${Date.now() - started} ms\n`);
+            return call.finally(said);
         },
     };
     return lazy as unknown as Automation.PulumiCommand;

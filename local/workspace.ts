@@ -28,6 +28,8 @@ export interface LocalContext {
     readonly leaseSeconds?: number;
     /** DATAOPS_KEEP_STATE_HISTORY: keep a destroyed stack's backups (lifecycle/purge.ts). @default false */
     readonly keepStateHistory?: boolean;
+    /** DATAOPS_DESTROY_VIA_ENGINE: destroy through the engine even where dataops could itself (lifecycle/directDestroy.ts). @default false */
+    readonly destroyViaEngine?: boolean;
 }
 
 /**
@@ -118,6 +120,7 @@ export async function localContext(root: string, log: (line: string) => void = (
         throw e;
     }
     const keepStateHistory = keepHistory(env);
+    const destroyViaEngine = flag(env, "DATAOPS_DESTROY_VIA_ENGINE");
     const pulumi = await ensureEngine(root, log);
     reapOrphanedProviders(root, log);
     const state = join(localDir(root), "state");
@@ -136,6 +139,7 @@ export async function localContext(root: string, log: (line: string) => void = (
         store: store ?? stateStore(`file://${state}`, env),
         leaseSeconds: lease,
         keepStateHistory,
+        destroyViaEngine,
         envVars: {
             PULUMI_BACKEND_URL: env.PULUMI_BACKEND_URL ?? `file://${state}`,
             // Local stacks only: their secrets (admin and generated passwords) are encrypted with this.
@@ -150,10 +154,15 @@ export async function localContext(root: string, log: (line: string) => void = (
 
 /** DATAOPS_KEEP_STATE_HISTORY: true keeps a destroyed stack's backups in the backend; false (the default) removes everything it kept. */
 export function keepHistory(env: Readonly<Record<string, string | undefined>>): boolean {
-    const v = env.DATAOPS_KEEP_STATE_HISTORY;
+    return flag(env, "DATAOPS_KEEP_STATE_HISTORY");
+}
+
+/** A true | false setting of the environment, unset meaning false; anything else refused, naming it. */
+function flag(env: Readonly<Record<string, string | undefined>>, key: string): boolean {
+    const v = env[key];
     if (v === undefined || v === "" || v === "false") return false;
     if (v === "true") return true;
-    throw new EngineRefused(`DATAOPS_KEEP_STATE_HISTORY: allowed true | false, given "${v}"`);
+    throw new EngineRefused(`${key}: allowed true | false, given "${v}"`);
 }
 
 /**

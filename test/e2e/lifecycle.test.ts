@@ -2,7 +2,7 @@
 // embedded PostgreSQL: prune (branch gone, TTL passed, kept), destroy idempotent and
 // refusing what is not a branch environment, and an up killed mid-update recovered.
 import { spawn } from "node:child_process";
-import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { LocalWorkspace } from "@pulumi/pulumi/automation";
@@ -73,8 +73,11 @@ describe("prune", () => {
         expect(await stacks()).toEqual(expect.arrayContaining([B.gone, B.expired, B.kept].map(stackNameForBranch)));
 
         const run = io();
-        expect(await main(["prune", "--branches-from", list, "--json"], run)).toBe(0);
-        const result = JSON.parse(run.lines.filter((l) => !l.startsWith("engine:")).join("\n")) as Array<{ stack: string; action: string; done: boolean }>;
+        const said: string[] = [];
+        expect(await main(["prune", "--branches-from", list, "--json"], { ...run, err: (l) => said.push(l) })).toBe(0);
+        const result = JSON.parse(run.lines.join("\n")) as Array<{ stack: string; action: string; done: boolean }>;
+        // Both held only their catalogs: destroyed without the engine.
+        expect(said.filter((l) => l.endsWith("so no engine run was needed"))).toHaveLength(2);
         expect(result.map((r) => [r.stack, r.action, r.done])).toEqual([
             [stackNameForBranch(B.expired), "destroy", true],
             [stackNameForBranch(B.gone), "destroy", true],
@@ -111,6 +114,10 @@ describe("destroy", () => {
         const first = io();
         expect(await main(["destroy", "--branch", B.kept, "--yes"], first)).toBe(0);
         expect(first.lines).toContain(`${stackNameForBranch(B.kept)}: destroyed and removed`);
+        // Its state held only its catalog: dropped by dataops itself (lifecycle/directDestroy.ts), removed as `pulumi stack rm` does.
+        expect(first.lines).toContainEqual(expect.stringMatching(new RegExp(`^dataops: ${stackNameForBranch(B.kept)}: dropped br_e2e_kept_\\w+_analytics and \\d+ roles; its state held nothing else, so no engine run was needed$`)));
+        expect(existsSync(join(root, `Pulumi.${stackNameForBranch(B.kept)}.yaml`))).toBe(false);
+        expect(await stacks()).not.toContain(stackNameForBranch(B.kept));
         const second = io();
         expect(await main(["destroy", "--branch", B.kept, "--yes"], second)).toBe(0);
         expect(second.lines).toContain(`${stackNameForBranch(B.kept)}: no such stack; nothing to destroy`);

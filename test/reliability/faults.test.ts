@@ -17,9 +17,24 @@ import { environmentPrefix, stackNameForBranch } from "../../naming";
 
 const root = resolve(__dirname, "..", "..");
 const bin = join(root, "bin", "dataops.js");
-const B = { killUp3: "rel/kill-up-3", killUp20: "rel/kill-up-20", killDown: "rel/kill-down", sigint: "rel/sigint", race: "rel/race", hostile: "rel/q'$(touch pwned)'q", corrupt: "rel/corrupt", lost: "rel/lost", busy: "rel/busy", coldA: "rel/cold-a", coldB: "rel/cold-b" } as const;
+const B = { killUp3: "rel/kill-up-3", killUp20: "rel/kill-up-20", killDown: "rel/kill-down", sigint: "rel/sigint", race: "rel/race", killDirect: "rel/kill-direct", hostile: "rel/q'$(touch pwned)'q", corrupt: "rel/corrupt", lost: "rel/lost", busy: "rel/busy", coldA: "rel/cold-a", coldB: "rel/cold-b" } as const;
 const checkpoint = (branch: string) => join(root, ".dataops", "state", ".pulumi", "stacks", "dataops", `${stackNameForBranch(branch)}.json`);
 let server: EmbeddedServer;
+/** For the faults of the engine's destroy: without it, an environment holding only its catalog is destroyed by dataops itself. */
+const VIA_ENGINE = { DATAOPS_DESTROY_VIA_ENGINE: "true" };
+
+/** Until a statement starting with `text` waits on a lock held by `holder`'s session. */
+async function waitForQuery(holder: Client, text: string, output: () => string): Promise<void> {
+    const deadline = Date.now() + 120_000;
+    for (;;) {
+        // The holder is inside a transaction, which sees one snapshot of the statistics unless told to drop it.
+        await holder.query("SELECT pg_stat_clear_snapshot()");
+        const r = await holder.query("SELECT count(*)::int AS n FROM pg_stat_activity WHERE query LIKE $1 AND wait_event_type = 'Lock'", [`${text}%`]);
+        if (r.rows[0].n > 0) return;
+        if (Date.now() > deadline) throw new Error(`no ${text} waited on the held lock within 120 s:\n${output().slice(-2000)}`);
+        await new Promise((r) => setTimeout(r, 50));
+    }
+}
 
 function io(): Io & { lines: string[] } {
     const lines: string[] = [];
@@ -33,8 +48,8 @@ async function dataops(...args: string[]): Promise<{ code: number; text: string 
 }
 
 /** The CLI as a user runs it, in its own process group; `when` picks the moment to act on its output. */
-function start(args: string[]): { child: ChildProcess; output: () => string; exited: Promise<number | null> } {
-    const child = spawn(process.execPath, [bin, ...args], { cwd: root, detached: true, stdio: ["ignore", "pipe", "pipe"] });
+function start(args: string[], env: Record<string, string> = {}): { child: ChildProcess; output: () => string; exited: Promise<number | null> } {
+    const child = spawn(process.execPath, [bin, ...args], { cwd: root, detached: true, env: { ...process.env, ...env }, stdio: ["ignore", "pipe", "pipe"] });
     let seen = "";
     child.stdout!.on("data", (b: Buffer) => (seen += b.toString()));
     child.stderr!.on("data", (b: Buffer) => (seen += b.toString()));
@@ -110,7 +125,8 @@ describe("kills", () => {
         ["at the 10th delete", /deleted/, 10],
     ])("GIVEN destroy SIGKILLed %s WHEN destroy runs again THEN one destroy finishes it, leaving nothing", async (where, pattern, n) => {
         expect((await dataops("up", "--embedded", "--branch", B.killDown)).code).toBe(0);
-        const run = start(["destroy", "--branch", B.killDown, "--yes"]);
+        // The engine's destroy (an environment holding only its catalog is otherwise destroyed without it, below).
+        const run = start(["destroy", "--branch", B.killDown, "--yes"], VIA_ENGINE);
         await waitFor(run.output, pattern, n, `${n} deletes`);
         process.kill(-run.child.pid!, "SIGKILL");
         await run.exited;
@@ -119,6 +135,31 @@ describe("kills", () => {
         await gone(B.killDown);
         expect(orphanedProviders(root)).toEqual([]);
         record(`destroy killed ${where}`, true);
+    });
+
+    it("GIVEN a destroy without the engine SIGKILLed while it drops the roles WHEN destroy runs again THEN it finishes, leaving nothing", async () => {
+        expect((await dataops("up", "--embedded", "--branch", B.killDirect)).code).toBe(0);
+        // A session holds a role's catalog row: DROP ROLE waits on it, and the kill lands mid-drop.
+        const holder = new Client({ host: server.host, port: server.port, user: server.user, password: server.password, database: "postgres" });
+        await holder.connect();
+        await holder.query("BEGIN");
+        await holder.query(`ALTER ROLE ${environmentPrefix(stackNameForBranch(B.killDirect))}_reporter CONNECTION LIMIT 3`);
+        const run = start(["destroy", "--branch", B.killDirect, "--yes"]);
+        try {
+            await waitForQuery(holder, "DROP ROLE", run.output);
+        } finally {
+            process.kill(-run.child.pid!, "SIGKILL");
+            await run.exited;
+            await holder.query("ROLLBACK");
+            await holder.end();
+        }
+        // Killed under the stack's lock, with the stack still there.
+        expect(readdirSync(join(root, ".dataops", "state", ".pulumi", "locks", "organization", "dataops", stackNameForBranch(B.killDirect)))).toHaveLength(1);
+        const again = await dataops("destroy", "--branch", B.killDirect, "--yes");
+        expect(again.code, again.text.slice(-2000)).toBe(0);
+        await gone(B.killDirect);
+        expect(existsSync(join(root, `Pulumi.${stackNameForBranch(B.killDirect)}.yaml`))).toBe(false);
+        record("destroy without the engine killed mid-drop", true);
     });
 });
 
@@ -142,7 +183,7 @@ describe("Ctrl-C", () => {
         await holder.connect();
         await holder.query("BEGIN");
         await holder.query(`ALTER ROLE ${environmentPrefix(stackNameForBranch(B.sigint))}_reporter CONNECTION LIMIT 3`);
-        const run = start(["destroy", "--branch", B.sigint, "--yes"]);
+        const run = start(["destroy", "--branch", B.sigint, "--yes"], VIA_ENGINE);
         await waitFor(run.output, /SqlCatalog \S+ deleting/, 1, "the catalog's delete");
         process.kill(run.child.pid!, "SIGINT");
         await new Promise((r) => setTimeout(r, 2000));

@@ -519,18 +519,19 @@ export async function destroyStack(ctx: LocalContext, name: string, log: (line: 
     const held = { what: `dataops destroy ${name}`, timeoutSeconds: lockTimeoutSeconds, log, signal };
     return withCheckoutLock(environmentLockDir(ctx.root, name), held, async () => {
         forgetRecord(ctx.root, name);
-        const ws = await workspace(ctx);
+        // Made only when asked: a destroy without the engine never loads the Automation API (about 0.5 s).
+        const ws = () => workspace(ctx);
         // A backend dataops reads answers "is there such a stack" without an engine call.
         const checkpoint = checkpointFile(ctx.envVars.PULUMI_BACKEND_URL ?? "", name);
         const exists = checkpoint
             ? existsSync(checkpoint)
-            : ((ctx.store ? await stackExists(ctx.store, name) : undefined) ?? (await withStateRepair(ctx, log, () => ws.listStacks())).some((s) => s.name === name));
+            : ((ctx.store ? await stackExists(ctx.store, name) : undefined) ?? (await withStateRepair(ctx, log, async () => (await ws()).listStacks())).some((s) => s.name === name));
         if (!exists) {
             // A destroy killed after the stack was removed left its backups and leases: finish that.
             await removeWhatWasKept(ctx, name, log);
             return { stack: name, destroyed: false };
         }
-        const tags = (ctx.store && (await readStackTags(ctx.store, name))) ?? (await withStateRepair(ctx, log, () => ws.listTags(name)));
+        const tags = (ctx.store && (await readStackTags(ctx.store, name))) ?? (await withStateRepair(ctx, log, async () => (await ws()).listTags(name)));
         if (tags[TAG.kind] !== "branch") throw new Refused(`${name} was not created for a branch (no ${TAG.kind}=branch tag); destroy refuses it`);
         const lease = ctx.store ? await holdLease(ctx.store, name, ctx.leaseSeconds ?? 60, log) : undefined;
         try {

@@ -17,13 +17,14 @@ import { deriveBranchConfig, MirrorError } from "../config/mirror";
 import type { EnvironmentSummary } from "../components/dataPlatform";
 import { embeddedMajorAt, embeddedMajorFor, embeddedMajorsCreated, embeddedServer, ensureEmbeddedAt, ensureEmbeddedServer, localDir } from "../local/embedded";
 import { withCheckoutLock } from "../local/checkoutLock";
+import { enginePassphrase, KeyRing, newCheckpoint, writeStackConfig } from "../local/stackConfig";
 import { isUnreadableState, type LocalContext, repairLocalState, serverConfig, withStateRepair, workspace } from "../local/workspace";
 import { DEVELOPMENT_STACK, environmentPrefix, PRODUCTION_STACK, stackNameForBranch } from "../naming";
 import { type EnvironmentOutputs, shellQuote } from "./connection";
 import { type StackInfo, TAG, upTags } from "./policy";
 import { provenanceText } from "./summary";
 import { type ServerAdmin, sweep } from "./sweep";
-import { holdLease, type Lease, processGone, waitForLocks } from "./locks";
+import { holdLease, type Lease, lockDir, processGone, waitForLocks } from "./locks";
 import { purgeStack } from "./purge";
 import { destroyDirect } from "./directDestroy";
 import { listStore, readStackTags, stackExists, writeStackTags } from "./bucketList";
@@ -243,20 +244,30 @@ async function updateStack(ctx: LocalContext, opts: UpOptions, plan: UpPlan): Pr
     // Select first, create only when missing: one engine call for the common case (a later push).
     let captured: { summary?: EnvironmentSummary; catalog?: Catalog } = {};
     const program = opts.program && capturing(opts.program, (c) => (captured = c));
-    // A file backend says without an engine call whether the stack exists (a new branch skips the select).
-    const checkpoint = checkpointFile(backendUrl, name);
-    const found =
-        checkpoint && !existsSync(checkpoint)
-            ? undefined
-            : await selectStack(ctx, name, stderrLog, program).catch((e: unknown) => {
-                  if (e instanceof automation().StackNotFoundError) return undefined;
-                  throw e;
-              });
-    const made = found ? undefined : await createOrJoin(ctx, name, opts.lockTimeoutSeconds, opts.log, program, lease);
+    // The stack's files written by dataops itself where it can (local/stackConfig.ts): no
+    // `stack select`, `stack init` or `config set-all` engine process. Else the engine's commands.
+    const own = program ? await ownStack(ctx, name, program, config, engine, opts.now()) : undefined;
+    let found: Stack | undefined;
+    let made: { stack: Stack; created: boolean } | undefined;
+    if (own) {
+        if (own.created) made = own;
+        else found = own.stack;
+    } else {
+        // A file backend says without an engine call whether the stack exists (a new branch skips the select).
+        const checkpoint = checkpointFile(backendUrl, name);
+        found =
+            checkpoint && !existsSync(checkpoint)
+                ? undefined
+                : await selectStack(ctx, name, stderrLog, program).catch((e: unknown) => {
+                      if (e instanceof automation().StackNotFoundError) return undefined;
+                      throw e;
+                  });
+        made = found ? undefined : await createOrJoin(ctx, name, opts.lockTimeoutSeconds, opts.log, program, lease);
+        // The engine is chosen when the stack is made; a later choice of the user's (pulumi config set
+        // dataops:sqlEngine, or DATAOPS_SQL_ENGINE) is kept, never overwritten by a default.
+        if (!found || engine.explicit) config["dataops:sqlEngine"] = { value: engine.engine };
+    }
     const stack = found ?? made!.stack;
-    // The engine is chosen when the stack is made; a later choice of the user's (pulumi config set
-    // dataops:sqlEngine, or DATAOPS_SQL_ENGINE) is kept, never overwritten by a default.
-    if (!found || engine.explicit) config["dataops:sqlEngine"] = { value: engine.engine };
 
     // Tagged before anything else happens to it: a stack this up made is always recognisable as a
     // branch environment, so destroy and prune can remove it whatever fails next. Each tag is one
@@ -279,7 +290,7 @@ async function updateStack(ctx: LocalContext, opts: UpOptions, plan: UpPlan): Pr
         })();
         tagging.catch(() => undefined); // awaited below; a failure there is reported, not lost
     };
-    await stack.setAllConfig(config);
+    if (!own) await stack.setAllConfig(config);
 
     // In-process runs know their outputs and their summary without asking the engine again
     // (the Automation API's up() reads both back: three more engine calls).
@@ -373,6 +384,40 @@ async function fastNoop(ctx: LocalContext, name: string, record: UpRecord, ident
     restamp(ctx.root, name, ctx.envVars.PULUMI_BACKEND_URL ?? "", { ...record.tags, ...tags });
     opts.log(`dataops: ${name}: no changes (same inputs as the last update, state untouched, server checked: no drift)`);
     return { stack: name, summary: record.summary, changes: { same: record.resources }, tags, recovered: false };
+}
+
+/**
+ * The stack made or selected with its config written by dataops itself (local/stackConfig.ts),
+ * or undefined, having changed nothing, where only the engine can: another secrets provider, a
+ * backend dataops does not read, a stack another run holds the lock of, a config file whose salt
+ * this passphrase does not open. The engine choice of a new stack is written with its config.
+ */
+async function ownStack(
+    ctx: LocalContext,
+    name: string,
+    program: PulumiFn,
+    config: Record<string, { value: string; secret?: boolean }>,
+    engine: UpPlan["engine"],
+    now: Date,
+): Promise<{ stack: Stack; created: boolean } | undefined> {
+    const store = ctx.store;
+    const passphrase = enginePassphrase({ ...process.env, ...ctx.envVars });
+    if (!store || ctx.secretsProvider || passphrase === undefined) return undefined;
+    const exists = await stackExists(store, name);
+    if (exists === undefined) return undefined;
+    if (!exists && (await store.list(lockDir(name))).length > 0) return undefined; // the engine waits for it
+    if (!exists || engine.explicit) config["dataops:sqlEngine"] = { value: engine.engine };
+    const ring = new KeyRing(passphrase, ctx.localPassphrase ? join(localDir(ctx.root), "passphrase-keys.json") : undefined);
+    const key = writeStackConfig(ctx.root, name, ring, config);
+    if (!key) {
+        if (!exists) delete config["dataops:sqlEngine"];
+        return undefined;
+    }
+    if (!exists) await store.write(`.pulumi/stacks/${PROJECT}/${name}.json`, newCheckpoint(PROJECT, name, ctx.pulumi.version?.version ?? "3.248.0", key, now));
+    // The stack exists (read from the backend) and every command names it with --stack: no `stack select`.
+    const ws = await automation().LocalWorkspace.create({ workDir: ctx.root, pulumiCommand: ctx.pulumi, envVars: ctx.envVars, program });
+    Object.assign(ws, { selectStack: async () => undefined });
+    return { stack: await automation().Stack.select(name, ws), created: !exists };
 }
 
 const stderrLog = (line: string) => process.stderr.write(`${line}\n`);

@@ -1,15 +1,25 @@
 // Pulumi's Automation API, loaded on first use: it brings the whole Pulumi runtime with it
 // (about 0.8 s of module loading), which commands that never call the engine (help, audit,
 // stack-name, an up that finds nothing to do) must not pay for.
-import { join } from "node:path";
+import { existsSync } from "node:fs";
+import { dirname, join } from "node:path";
 import type * as Automation from "@pulumi/pulumi/automation";
 import { SemVer } from "semver";
 
 let loaded: typeof Automation | undefined;
 
+/** bin/lazy-sdk.js: loads typescript and @npmcli/arborist for the SDK only when used. */
+export function lazySdkHook(): string {
+    return join(dirname(require.resolve("@pulumi/pulumi/package.json")), "..", "..", "..", "bin", "lazy-sdk.js");
+}
+
 export function automation(): typeof Automation {
-    loaded ??= require("@pulumi/pulumi/automation") as typeof Automation;
-    return loaded;
+    if (!loaded) {
+        const hook = lazySdkHook();
+        if (existsSync(hook)) require(hook);
+        loaded = require("@pulumi/pulumi/automation") as typeof Automation;
+    }
+    return loaded!;
 }
 
 /**

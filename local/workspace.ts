@@ -7,7 +7,7 @@ import { chmodSync, copyFileSync, existsSync, mkdirSync, readdirSync, readFileSy
 import { homedir } from "node:os";
 import { dirname, join } from "node:path";
 import type { LocalWorkspace, PulumiCommand, Stack } from "@pulumi/pulumi/automation";
-import { automation, pulumiCommand } from "./automation";
+import { automation, lazySdkHook, pulumiCommand } from "./automation";
 import type { ServerConnection } from "../config/schema";
 import { SQL_ENGINES, type SqlEngine } from "../config/sqlEngine";
 import { type EmbeddedServer, ensureEmbeddedServer, localDir } from "./embedded";
@@ -28,6 +28,8 @@ export interface LocalContext {
     readonly leaseSeconds?: number;
     /** DATAOPS_KEEP_STATE_HISTORY: keep a destroyed stack's backups (lifecycle/purge.ts). @default false */
     readonly keepStateHistory?: boolean;
+    /** Whether the passphrase is the checkout's own (.dataops/passphrase), made by dataops for the local default. */
+    readonly localPassphrase?: boolean;
     /** DATAOPS_DESTROY_VIA_ENGINE: destroy through the engine even where dataops could itself (lifecycle/directDestroy.ts). @default false */
     readonly destroyViaEngine?: boolean;
 }
@@ -140,6 +142,7 @@ export async function localContext(root: string, log: (line: string) => void = (
         leaseSeconds: lease,
         keepStateHistory,
         destroyViaEngine,
+        localPassphrase: !hasPassphrase,
         envVars: {
             PULUMI_BACKEND_URL: env.PULUMI_BACKEND_URL ?? `file://${state}`,
             // Local stacks only: their secrets (admin and generated passwords) are encrypted with this.
@@ -148,6 +151,8 @@ export async function localContext(root: string, log: (line: string) => void = (
             // The aws and docker plugins are not used on the server target and cannot be downloaded here.
             PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION: "true",
             PULUMI_AUTOMATION_API_SKIP_VERSION_CHECK: "true",
+            // The engine's Node processes (the dynamic-provider host) load the SDK without what they never use: 0.5 s and 50 MB each.
+            ...(existsSync(lazySdkHook()) ? { NODE_OPTIONS: `${env.NODE_OPTIONS ? `${env.NODE_OPTIONS} ` : ""}--require ${JSON.stringify(lazySdkHook())}` } : {}),
         },
     };
 }

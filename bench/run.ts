@@ -6,7 +6,7 @@
 import { spawnSync } from "node:child_process";
 import { mkdirSync, mkdtempSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { join, resolve } from "node:path";
+import { dirname, join, resolve } from "node:path";
 import type { EngineEvent } from "@pulumi/pulumi/automation";
 import { LocalWorkspace } from "@pulumi/pulumi/automation";
 import { resolveEnvironment } from "../config/environment";
@@ -300,10 +300,23 @@ async function engineFloor(): Promise<void> {
         const down = await sampled(() => stack.destroy({ color: "never" }));
         return { up: up.ms, noop: noop.ms, destroy: down.ms };
     });
-    await stack.workspace.removeStack("floor");
     figures.push(figure("engine floor: up of one dynamic resource that does nothing (in-process program)", r.up));
     figures.push(figure("engine floor: no-op up of it", r.noop));
     figures.push(figure("engine floor: destroy of it", r.destroy));
+    // The same as a command, in a process of its own: Node, the SDK, the engine and the provider
+    // host, each with what it costs in time and memory; what a CLI on Pulumi cannot go below.
+    const bin = dirname(dirname(ctx.pulumi.command)); // the folder above bin/, as PulumiCommand.get wants it
+    const env = { ...process.env, ...ctx.envVars };
+    const floorCli = (action: string) => run(process.execPath, [join(__dirname, "engineFloor.js"), action, dir, bin], { cwd: root, env });
+    const p = await repeat("engine floor as a command", async () => {
+        const up = await floorCli("up");
+        const down = await floorCli("destroy");
+        return { up: up.ms, destroy: down.ms, upPeak: up.peakMiB, destroyPeak: down.peakMiB };
+    });
+    await stack.workspace.removeStack("floor");
+    figures.push(figure("engine floor as a command: up (Node, SDK, engine, provider host)", p.up));
+    figures.push(figure("engine floor as a command: destroy", p.destroy));
+    figures.push(figure("engine floor as a command: up, peak memory of the process tree", p.upPeak, "MiB"));
 }
 
 function mocks(): void {

@@ -1,7 +1,7 @@
 // The branch lifecycle on the real engine (Automation API): up, destroy, list.
 import { join } from "node:path";
 import { execFile, spawnSync } from "node:child_process";
-import { existsSync, readFileSync } from "node:fs";
+import { existsSync, readFileSync, statSync } from "node:fs";
 import type { EngineEvent, PulumiFn, Stack } from "@pulumi/pulumi/automation";
 import type { Catalog } from "../components/catalog";
 import { checkServerVersion, databaseExists, drift } from "../components/catalogSql";
@@ -83,8 +83,23 @@ export interface UpOutcome {
 /** How long `up` waits for the branch server to answer before it refuses to start (ms). */
 export const PREFLIGHT_CONNECT_TIMEOUT_MS = 15_000;
 
+const parsedProduction = new Map<string, { stamp: string; config: DataopsConfig }>();
+
+/** Production's config, parsed and validated once per version of the file (a command asks several times; each parse is about 40 ms). */
 export function productionConfig(root: string): DataopsConfig {
-    return parseConfig(readStackFile(join(root, `Pulumi.${PRODUCTION_STACK}.yaml`)).values, `Pulumi.${PRODUCTION_STACK}.yaml`);
+    const file = join(root, `Pulumi.${PRODUCTION_STACK}.yaml`);
+    let stamp = "absent";
+    try {
+        const st = statSync(file);
+        stamp = `${st.size}:${st.mtimeMs}`;
+    } catch {
+        // readStackFile says what is wrong
+    }
+    const known = parsedProduction.get(file);
+    if (known && known.stamp === stamp) return known.config;
+    const config = parseConfig(readStackFile(file).values, `Pulumi.${PRODUCTION_STACK}.yaml`);
+    parsedProduction.set(file, { stamp, config });
+    return config;
 }
 
 /** Where a branch on the server target runs: production's shared server, or the embedded one. */

@@ -8,6 +8,7 @@
 import { execFileSync, spawn, spawnSync } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { appendFileSync, chmodSync, chownSync, existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
+import { processGone } from "./processes";
 import { userInfo } from "node:os";
 import { dirname, join, relative } from "node:path";
 import { pathToFileURL } from "node:url";
@@ -225,8 +226,19 @@ function pgCtl(pg_ctl: string, args: string[]): { status: number; output: string
     return { status: r.status ?? 1, output: `${r.stdout ?? ""}${r.stderr ?? ""}`.trim() };
 }
 
-export function isRunning(pg_ctl: string, dataDir: string): boolean {
-    return existsSync(join(dataDir, "PG_VERSION")) && pgCtl(pg_ctl, ["status", "-D", dataDir]).status === 0;
+/**
+ * What `pg_ctl status` checks, without starting it (a process, about 40 ms of every command):
+ * the postmaster's pid file names a process that is alive.
+ */
+export function isRunning(_pg_ctl: string, dataDir: string): boolean {
+    if (!existsSync(join(dataDir, "PG_VERSION"))) return false;
+    let pid: number;
+    try {
+        pid = Number(readFileSync(join(dataDir, "postmaster.pid"), "utf8").split("\n")[0]);
+    } catch {
+        return false; // no pid file: stopped
+    }
+    return Number.isInteger(pid) && pid > 0 && !processGone(pid);
 }
 
 /** The line that says our settings were written: a data folder without it was never finished. */

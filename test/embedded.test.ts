@@ -1,9 +1,10 @@
 // The embedded server's guards that need no running server.
-import { chmodSync, existsSync, mkdirSync, mkdtempSync, rmSync } from "node:fs";
+import { spawnSync } from "node:child_process";
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir, userInfo } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
-import { EmbeddedRefused, ensureEmbeddedServer } from "../local/embedded";
+import { EmbeddedRefused, ensureEmbeddedServer, isRunning } from "../local/embedded";
 
 describe("a checkout the server's user cannot reach", () => {
     it("GIVEN a checkout inside a 0700 folder WHEN the embedded server is ensured as root THEN it is refused before anything is created, saying what to change", async () => {
@@ -68,5 +69,20 @@ describe("one embedded server per PostgreSQL major", () => {
         } finally {
             rmSync(dir, { recursive: true, force: true });
         }
+    });
+});
+
+describe("whether the embedded server runs, read as pg_ctl status reads it", () => {
+    it("GIVEN a data folder THEN it runs only while its postmaster.pid names a live process", () => {
+        const data = mkdtempSync(join(tmpdir(), "dataops-pgdata-"));
+        expect(isRunning("pg_ctl", data)).toBe(false); // not a cluster
+        writeFileSync(join(data, "PG_VERSION"), "16\n");
+        expect(isRunning("pg_ctl", data)).toBe(false); // stopped: no pid file
+        writeFileSync(join(data, "postmaster.pid"), `${process.pid}\n${data}\n1764633600\n54329\n`);
+        expect(isRunning("pg_ctl", data)).toBe(true);
+        writeFileSync(join(data, "postmaster.pid"), `${spawnSync("true").pid}\n${data}\n`);
+        expect(isRunning("pg_ctl", data)).toBe(false); // left by a server that was killed
+        writeFileSync(join(data, "postmaster.pid"), "");
+        expect(isRunning("pg_ctl", data)).toBe(false); // cut short
     });
 });

@@ -136,6 +136,8 @@ export function writeStackConfig(root: string, stack: string, ring: KeyRing, val
     const file = stackConfigFile(root, stack);
     const doc = ((existsSync(file) ? parse(readFileSync(file, "utf8")) : undefined) ?? {}) as { encryptionsalt?: unknown; config?: Record<string, unknown>; [k: string]: unknown };
     if (typeof doc !== "object" || Array.isArray(doc)) return undefined;
+    // A stack of another secrets provider (a KMS key): the engine's own commands.
+    if (doc.secretsprovider !== undefined || doc.encryptedkey !== undefined) return undefined;
     const key = typeof doc.encryptionsalt === "string" ? ring.open(doc.encryptionsalt) : doc.encryptionsalt === undefined && !hasSecure(doc.config) ? ring.fresh() : undefined;
     if (!key) return undefined;
     const config: Record<string, unknown> = { ...(doc.config ?? {}) };

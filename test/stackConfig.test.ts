@@ -41,7 +41,7 @@ describe("a stack's config file written by dataops", () => {
         expect(new KeyRing("pp").open(after.encryptionsalt)?.decrypt((read(root).config["dataops:serverAdminPassword"] as { secure: string }).secure)).toBe("changed");
     });
 
-    it("GIVEN a file whose salt another passphrase made, or secrets without a salt THEN nothing is written and the engine is left to say why", () => {
+    it("GIVEN a file whose salt another passphrase made, secrets without a salt, or another secrets provider THEN nothing is written and the engine is left to say why", () => {
         const root = dir();
         writeStackConfig(root, "br-x", new KeyRing("one"), { "dataops:a": { value: "1", secret: true } });
         const text = readFileSync(join(root, "Pulumi.br-x.yaml"), "utf8");
@@ -49,6 +49,10 @@ describe("a stack's config file written by dataops", () => {
         expect(readFileSync(join(root, "Pulumi.br-x.yaml"), "utf8")).toBe(text);
         writeFileSync(join(root, "Pulumi.br-x.yaml"), "config:\n  dataops:a:\n    secure: v1:abc:def\n");
         expect(writeStackConfig(root, "br-x", new KeyRing("two"), { "dataops:a": { value: "2" } })).toBeUndefined();
+        const kms = "secretsprovider: awskms://alias/dataops\nencryptedkey: AQICAHg=\nconfig:\n  dataops:a: '1'\n";
+        writeFileSync(join(root, "Pulumi.br-x.yaml"), kms);
+        expect(writeStackConfig(root, "br-x", new KeyRing("two"), { "dataops:a": { value: "2" } })).toBeUndefined();
+        expect(readFileSync(join(root, "Pulumi.br-x.yaml"), "utf8")).toBe(kms);
     });
 
     it("GIVEN the checkout's own passphrase THEN its derived keys are kept, owner-only, and a new stack reuses the newest salt; without a file nothing is written", () => {

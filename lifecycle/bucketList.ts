@@ -5,7 +5,7 @@
 // resource count) read a few at a time. Read only; anything unexpected returns undefined and
 // the caller asks the engine instead, which names what it cannot read.
 import type { StateStore, StoredObject } from "../local/stateStore";
-import { PROJECT } from "./locks";
+import { checkpointKey, PROJECT, tagsKey } from "./locks";
 import type { StackInfo } from "./policy";
 
 const CHECKPOINT = /^([A-Za-z0-9_.-]+)\.json$/;
@@ -28,7 +28,7 @@ async function projectObjects(store: StateStore): Promise<StoredObject[] | undef
 export async function stackExists(store: StateStore, name: string): Promise<boolean | undefined> {
     const objects = await projectObjects(store);
     if (!objects) return undefined;
-    const dir = `.pulumi/stacks/${PROJECT}/${name}.json`;
+    const dir = checkpointKey(name);
     if (objects.some((x) => x.key === `${dir}.gz` || x.key === `${dir}.zst`)) return undefined;
     return objects.some((x) => x.key === dir);
 }
@@ -98,8 +98,6 @@ function parse<T>(text: string | undefined): T | undefined {
  * object, a stack that is not there) returns undefined, and the caller asks the engine, which
  * reads its own format or says what is wrong with it.
  */
-const tagsKey = (name: string) => `.pulumi/stacks/${PROJECT}/${name}.pulumi-tags`;
-
 export async function readStackTags(store: StateStore, name: string): Promise<Record<string, string> | undefined> {
     if ((await stackExists(store, name)) !== true) return undefined;
     const text = await store.read(tagsKey(name));

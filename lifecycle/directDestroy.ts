@@ -27,7 +27,7 @@ import { join } from "node:path";
 import type { Catalog } from "../components/catalog";
 import { dropCatalog } from "../components/catalogSql";
 import type { StateStore } from "../local/stateStore";
-import { lockDir, PROJECT } from "./locks";
+import { checkpointKey, lockDir, tagsKey } from "./locks";
 import { purgeStack } from "./purge";
 import { type ServerAdmin, sweep } from "./sweep";
 
@@ -85,8 +85,6 @@ export interface DirectDestroy {
     readonly signal?: AbortSignal;
 }
 
-const checkpointKey = (stack: string) => `.pulumi/stacks/${PROJECT}/${stack}.json`;
-
 /** Destroy and remove the stack without the engine; false (nothing changed) when the engine must. */
 export async function destroyDirect(d: DirectDestroy): Promise<boolean> {
     const say = (why: string) => {
@@ -114,7 +112,7 @@ export async function destroyDirect(d: DirectDestroy): Promise<boolean> {
         d.log(`dataops: ${d.stack}: dropped ${dropped}; its state held nothing else, so no engine run was needed`);
         // As `pulumi stack rm`: the checkpoint first, so that from here on the stack is gone.
         if (d.keepHistory) await d.store.write(`${checkpointKey(d.stack)}.bak`, text!);
-        await d.store.remove([checkpointKey(d.stack), `.pulumi/stacks/${PROJECT}/${d.stack}.pulumi-tags`]);
+        await d.store.remove([checkpointKey(d.stack), tagsKey(d.stack)]);
         removed = true;
         await purgeStack(d.store, d.stack, d.keepHistory, d.leaseSeconds);
         rmSync(join(d.root, `Pulumi.${d.stack}.yaml`), { force: true });

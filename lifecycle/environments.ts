@@ -24,7 +24,7 @@ import { type EnvironmentOutputs, shellQuote } from "./connection";
 import { type StackInfo, TAG, upTags } from "./policy";
 import { provenanceText } from "./summary";
 import { type ServerAdmin, sweep } from "./sweep";
-import { holdLease, type Lease, lockDir, processGone, waitForLocks } from "./locks";
+import { checkpointKey, holdLease, type Lease, lockDir, processGone, waitForLocks } from "./locks";
 import { purgeStack } from "./purge";
 import { destroyDirect } from "./directDestroy";
 import { listStore, readStackTags, stackExists, writeStackTags } from "./bucketList";
@@ -428,7 +428,7 @@ async function ownStack(
         if (!exists) delete config["dataops:sqlEngine"];
         return undefined;
     }
-    if (!exists) await store.write(`.pulumi/stacks/${PROJECT}/${name}.json`, newCheckpoint(PROJECT, name, ctx.pulumi.version?.version ?? "3.248.0", key, now));
+    if (!exists) await store.write(checkpointKey(name), newCheckpoint(PROJECT, name, ctx.pulumi.version?.version ?? "3.248.0", key, now));
     // The stack exists (read from the backend) and every command names it with --stack: no `stack select`.
     const ws = await automation().LocalWorkspace.create({ workDir: ctx.root, pulumiCommand: ctx.pulumi, envVars: ctx.envVars, program });
     Object.assign(ws, { selectStack: async () => undefined });

@@ -71,6 +71,15 @@ export function lockDir(stack: string): string {
     return `.pulumi/locks/organization/${PROJECT}/${stack}/`;
 }
 
+/** A stack's checkpoint and its tags object, in the engine's project-scoped layout. */
+export function checkpointKey(stack: string): string {
+    return `.pulumi/stacks/${PROJECT}/${stack}.json`;
+}
+
+export function tagsKey(stack: string): string {
+    return `.pulumi/stacks/${PROJECT}/${stack}.pulumi-tags`;
+}
+
 export function leaseDir(stack: string): string {
     return `.dataops/leases/${PROJECT}/${stack}/`;
 }

@@ -11,7 +11,7 @@
 // the backups and the `.bak` unless asked, so a bucket grew by a whole checkpoint per push of
 // every branch, for ever.
 import type { StateStore } from "../local/stateStore";
-import { DEFAULT_LEASE_SECONDS, leaseDir, lockDir, parseLease, PROJECT } from "./locks";
+import { checkpointKey, DEFAULT_LEASE_SECONDS, leaseDir, lockDir, parseLease, PROJECT } from "./locks";
 
 function escape(s: string): string {
     return s.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
@@ -41,7 +41,7 @@ export async function stackObjects(store: StateStore, stack: string): Promise<st
  */
 export async function purgeStack(store: StateStore, stack: string, keepHistory: boolean, periodSeconds = DEFAULT_LEASE_SECONDS, now: () => number = Date.now): Promise<string[]> {
     const live = new RegExp(`^\\.pulumi/stacks/${escape(PROJECT)}/${escape(stack)}\\.(json(\\.gz|\\.zst)?|pulumi-tags)$`);
-    const kept = (k: string) => k.startsWith(lockDir(stack)) || live.test(k) || (keepHistory && (k.startsWith(`.pulumi/backups/${PROJECT}/${stack}/`) || k === `.pulumi/stacks/${PROJECT}/${stack}.json.bak`));
+    const kept = (k: string) => k.startsWith(lockDir(stack)) || live.test(k) || (keepHistory && (k.startsWith(`.pulumi/backups/${PROJECT}/${stack}/`) || k === `${checkpointKey(stack)}.bak`));
     const left = new Set((await stackObjects(store, stack)).filter((k) => !kept(k)));
     // A lease's last renewal, by its object's modification time (the backend's clock, near enough this one's for a period).
     for (const o of await store.list(leaseDir(stack))) {
